@@ -1,0 +1,507 @@
+//! One department mailbox over IMAP: connect (TLS, STARTTLS or plain),
+//! fetch what is new since the checkpoint in bounded batches with sizes
+//! checked first, hand each mail to the pipeline, and wait with IDLE (or
+//! poll). Every command runs under a timeout; any failure drops the
+//! connection and reconnects with backoff. Progress lives in the database
+//! (`mailbox_checkpoint`), advanced by the pipeline in the same transaction
+//! as the ticket change, so nothing here needs to be remembered across a
+//! crash.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{Response as ImapResponse, Status};
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::{AfterIngest, Department, Imap, TlsMode};
+use crate::pipeline::{Pipeline, Source};
+
+/// Bodies fetched per `UID FETCH`: bounded so one command never buffers
+/// more than this many mails, or more than `BATCH_BYTES`.
+const BATCH_MAILS: usize = 64;
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// IDLE is re-issued well before the 29 minutes RFC 2177 allows.
+const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+/// Attempts at a message the server lists but will not return before it is
+/// recorded as unreadable instead of blocking the mailbox.
+const MAX_BODY_ATTEMPTS: u32 = 3;
+
+pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
+type Session = async_imap::Session<Box<dyn ImapIo>>;
+
+/// Runs a department's mailbox until `cancel` fires, reconnecting with
+/// exponential backoff (1 s doubling to 60 s) after any failure.
+pub async fn run(department: Arc<Department>, pipeline: Arc<Pipeline>, cancel: CancellationToken) {
+    let Some(imap) = department.imap.clone() else {
+        return;
+    };
+    let mut reader = Reader {
+        department,
+        imap,
+        pipeline,
+        cancel,
+        body_failures: HashMap::new(),
+    };
+    let mut backoff = Duration::from_secs(1);
+    while !reader.cancel.is_cancelled() {
+        match reader.serve(&mut backoff).await {
+            Ok(()) => break,
+            Err(e) => {
+                warn!(
+                    mailbox = %reader.department.key,
+                    error = format!("{e:#}"),
+                    retry_in_s = backoff.as_secs(),
+                    "mailbox connection failed"
+                );
+                tokio::select! {
+                    () = reader.cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+    info!(mailbox = %reader.department.key, "mailbox stopped");
+}
+
+struct Reader {
+    department: Arc<Department>,
+    imap: Imap,
+    pipeline: Arc<Pipeline>,
+    cancel: CancellationToken,
+    /// UID → failed attempts to get its body (see `MAX_BODY_ATTEMPTS`).
+    body_failures: HashMap<u32, u32>,
+}
+
+impl Reader {
+    async fn timed<T, E>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> anyhow::Result<T>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match tokio::time::timeout(self.imap.timeout, fut).await {
+            Ok(r) => r.with_context(|| format!("IMAP {what}")),
+            Err(_) => bail!("IMAP {what}: no answer within {:?}", self.imap.timeout),
+        }
+    }
+
+    /// One connection's life: returns `Ok` only when cancelled.
+    async fn serve(&mut self, backoff: &mut Duration) -> anyhow::Result<()> {
+        let mut session = connect(&self.imap).await?;
+        let caps = self.timed("CAPABILITY", session.capabilities()).await?;
+        let idle = caps.has_str("IDLE");
+        let can_move = caps.has_str("MOVE");
+        let uidplus = caps.has_str("UIDPLUS");
+        let mailbox = self
+            .timed("SELECT", session.select(&self.imap.folder))
+            .await?;
+        let uidvalidity = mailbox
+            .uid_validity
+            .ok_or_else(|| anyhow!("SELECT {} gave no UIDVALIDITY", self.imap.folder))?;
+        info!(
+            mailbox = %self.department.key,
+            host = %self.imap.host,
+            folder = %self.imap.folder,
+            uidvalidity,
+            exists = mailbox.exists,
+            idle,
+            "mailbox connected"
+        );
+        *backoff = Duration::from_secs(1);
+        let ops = Ops { can_move, uidplus };
+
+        // Mail already stored but not yet moved/flagged/deleted (a crash
+        // between commit and the server-side action) is finished first.
+        let checkpoint = self
+            .pipeline
+            .store()
+            .checkpoint(&self.department.key, &self.imap.folder)
+            .await?;
+        if let Some((v, last)) = checkpoint
+            && v == i64::from(uidvalidity)
+            && last > 0
+        {
+            self.after_ingest(&mut session, ops, &format!("1:{last}"))
+                .await?;
+        }
+
+        loop {
+            self.sync(&mut session, uidvalidity, ops).await?;
+            if self.cancel.is_cancelled() {
+                let _ = self.timed("LOGOUT", session.logout()).await;
+                return Ok(());
+            }
+            if idle {
+                let (s, stop) = self.idle(session).await?;
+                session = s;
+                if stop {
+                    let _ = self.timed("LOGOUT", session.logout()).await;
+                    return Ok(());
+                }
+            } else {
+                tokio::select! {
+                    () = self.cancel.cancelled() => {
+                        let _ = self.timed("LOGOUT", session.logout()).await;
+                        return Ok(());
+                    }
+                    () = tokio::time::sleep(self.imap.poll_interval) => {}
+                }
+                self.timed("NOOP", session.noop()).await?;
+            }
+        }
+    }
+
+    /// Waits in IDLE until the server reports a change, the renewal timer
+    /// fires, or we are cancelled (`true`).
+    async fn idle(&self, session: Session) -> anyhow::Result<(Session, bool)> {
+        let mut handle = session.idle();
+        self.timed("IDLE", handle.init()).await?;
+        let stopped;
+        {
+            let (wait, stop) = handle.wait_with_timeout(IDLE_RENEW);
+            let res = tokio::select! {
+                r = wait => r,
+                () = self.cancel.cancelled() => { drop(stop); Ok(IdleResponse::ManualInterrupt) }
+            };
+            match res.context("IMAP IDLE")? {
+                IdleResponse::NewData(data) => {
+                    if let ImapResponse::Data {
+                        status: Status::Bye,
+                        ..
+                    } = data.parsed()
+                    {
+                        bail!("server closed the connection (BYE) during IDLE");
+                    }
+                    debug!(mailbox = %self.department.key, "IDLE woke up");
+                    stopped = false;
+                }
+                IdleResponse::Timeout => stopped = false,
+                // Either our cancellation or the connection ending.
+                IdleResponse::ManualInterrupt => stopped = self.cancel.is_cancelled(),
+            }
+        }
+        let session = self.timed("DONE", handle.done()).await?;
+        Ok((session, stopped))
+    }
+
+    /// Fetches and ingests everything after the checkpoint.
+    async fn sync(
+        &mut self,
+        session: &mut Session,
+        uidvalidity: u32,
+        ops: Ops,
+    ) -> anyhow::Result<()> {
+        let key = self.department.key.clone();
+        let folder = self.imap.folder.clone();
+        loop {
+            let last = match self.pipeline.store().checkpoint(&key, &folder).await? {
+                Some((v, last)) if v == i64::from(uidvalidity) => last,
+                Some((v, _)) => {
+                    warn!(mailbox = %key, old = v, new = uidvalidity, "UIDVALIDITY changed; re-reading the folder (duplicates are recognised by content)");
+                    0
+                }
+                None => 0,
+            };
+            let first = u32::try_from(last + 1).unwrap_or(u32::MAX);
+            // Sizes first, never bodies of `1:*`.
+            let listing = {
+                let stream = self
+                    .timed(
+                        "UID FETCH (sizes)",
+                        session.uid_fetch(format!("{first}:*"), "(UID RFC822.SIZE)"),
+                    )
+                    .await?;
+                self.timed("UID FETCH (sizes)", stream.try_collect::<Vec<_>>())
+                    .await?
+            };
+            let mut pending: BTreeMap<u32, u64> = BTreeMap::new();
+            for f in &listing {
+                if let Some(uid) = f.uid
+                    && uid >= first
+                {
+                    pending.insert(uid, f.size.map_or(0, u64::from));
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            debug!(mailbox = %key, new = pending.len(), "new mail");
+            let mut batch: Vec<(u32, u64)> = Vec::new();
+            let mut batch_bytes = 0;
+            let pending: Vec<(u32, u64)> = pending.into_iter().collect();
+            for (i, &(uid, size)) in pending.iter().enumerate() {
+                batch.push((uid, size));
+                batch_bytes += size;
+                let next_too_big = pending
+                    .get(i + 1)
+                    .is_some_and(|(_, s)| batch_bytes + s > BATCH_BYTES);
+                if batch.len() >= BATCH_MAILS || next_too_big || i + 1 == pending.len() {
+                    let done = self.ingest_batch(session, uidvalidity, &batch).await?;
+                    if !done.is_empty() {
+                        self.after_ingest(session, ops, &uid_set(&done)).await?;
+                    }
+                    if self.cancel.is_cancelled() {
+                        return Ok(());
+                    }
+                    batch.clear();
+                    batch_bytes = 0;
+                }
+            }
+        }
+    }
+
+    /// Fetches one batch and ingests it in UID order; returns the UIDs
+    /// stored. Stops at the first mail it could not get, so the checkpoint
+    /// never passes a mail that was not stored.
+    async fn ingest_batch(
+        &mut self,
+        session: &mut Session,
+        uidvalidity: u32,
+        batch: &[(u32, u64)],
+    ) -> anyhow::Result<Vec<u32>> {
+        let limit = self.pipeline.max_message_size();
+        let (small, big): (Vec<_>, Vec<_>) = batch.iter().partition(|(_, size)| *size <= limit);
+        let mut bodies: HashMap<u32, Vec<u8>> = HashMap::new();
+        if !small.is_empty() {
+            let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
+            let stream = self
+                .timed(
+                    "UID FETCH (bodies)",
+                    session.uid_fetch(&set, "(UID BODY.PEEK[])"),
+                )
+                .await?;
+            let fetched = self
+                .timed("UID FETCH (bodies)", stream.try_collect::<Vec<_>>())
+                .await?;
+            for f in &fetched {
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    bodies.insert(uid, body.to_vec());
+                }
+            }
+        }
+        for (uid, _) in &big {
+            let stream = self
+                .timed(
+                    "UID FETCH (header)",
+                    session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])"),
+                )
+                .await?;
+            let fetched = self
+                .timed("UID FETCH (header)", stream.try_collect::<Vec<_>>())
+                .await?;
+            for f in &fetched {
+                if let (Some(u), Some(header)) = (f.uid, f.header())
+                    && u == *uid
+                {
+                    bodies.insert(*uid, header.to_vec());
+                }
+            }
+        }
+
+        let mut done = Vec::with_capacity(batch.len());
+        for &(uid, size) in batch {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let truncated = size > limit;
+            let raw = match bodies.remove(&uid) {
+                Some(raw) => raw,
+                None => {
+                    let n = self.body_failures.entry(uid).or_insert(0);
+                    *n += 1;
+                    if *n < MAX_BODY_ATTEMPTS {
+                        bail!("server listed UID {uid} but did not return it (attempt {n})");
+                    }
+                    warn!(mailbox = %self.department.key, uid, "server never returned this mail; recording it as unreadable");
+                    Vec::new()
+                }
+            };
+            let source = Source::Imap {
+                department: self.department.key.clone(),
+                folder: self.imap.folder.clone(),
+                uidvalidity,
+                uid,
+            };
+            self.pipeline
+                .ingest(&self.department, source, raw, size, truncated)
+                .await
+                .with_context(|| format!("storing UID {uid}"))?;
+            self.body_failures.remove(&uid);
+            done.push(uid);
+        }
+        Ok(done)
+    }
+
+    /// The operator's `after_ingest` action, only ever on stored mail.
+    async fn after_ingest(&self, session: &mut Session, ops: Ops, set: &str) -> anyhow::Result<()> {
+        match &self.department.after_ingest {
+            AfterIngest::Keep => {}
+            AfterIngest::Seen => {
+                let cmd = format!("UID STORE {set} +FLAGS.SILENT (\\Seen)");
+                self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
+                    .await?;
+            }
+            AfterIngest::Move(target) => {
+                if ops.can_move {
+                    self.timed("UID MOVE", session.uid_mv(set, target)).await?;
+                } else {
+                    self.timed("UID COPY", session.uid_copy(set, target))
+                        .await?;
+                    self.delete(session, ops, set).await?;
+                }
+            }
+            AfterIngest::Delete => self.delete(session, ops, set).await?,
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, session: &mut Session, ops: Ops, set: &str) -> anyhow::Result<()> {
+        let cmd = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
+        self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
+            .await?;
+        let cmd = if ops.uidplus {
+            format!("UID EXPUNGE {set}")
+        } else {
+            "EXPUNGE".to_string()
+        };
+        self.timed("EXPUNGE", session.run_command_and_check_ok(&cmd))
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Ops {
+    can_move: bool,
+    uidplus: bool,
+}
+
+/// `1,2,3,7` → `1:3,7`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Connects and logs in; the password is never part of an error message.
+pub async fn connect(imap: &Imap) -> anyhow::Result<Session> {
+    let addr = format!("{}:{}", imap.host, imap.port);
+    let what = || format!("connecting to {addr} as {}", imap.username);
+    let timeout = imap.timeout;
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((imap.host.as_str(), imap.port)))
+        .await
+        .map_err(|_| anyhow!("no TCP connection within {timeout:?}"))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(what)?;
+    let _ = tcp.set_nodelay(true);
+    let client = match imap.tls {
+        TlsMode::None => {
+            let mut client = async_imap::Client::new(Box::new(tcp) as Box<dyn ImapIo>);
+            greeting(&mut client, timeout).await.with_context(what)?;
+            client
+        }
+        TlsMode::Tls => {
+            let tls = tls_wrap(imap, tcp).await.with_context(what)?;
+            let mut client = async_imap::Client::new(Box::new(tls) as Box<dyn ImapIo>);
+            greeting(&mut client, timeout).await.with_context(what)?;
+            client
+        }
+        TlsMode::Starttls => {
+            let mut client = async_imap::Client::new(tcp);
+            greeting(&mut client, timeout).await.with_context(what)?;
+            tokio::time::timeout(timeout, client.run_command_and_check_ok("STARTTLS", None))
+                .await
+                .map_err(|_| anyhow!("STARTTLS: no answer within {timeout:?}"))?
+                .context("STARTTLS")
+                .with_context(what)?;
+            let tls = tls_wrap(imap, client.into_inner())
+                .await
+                .with_context(what)?;
+            async_imap::Client::new(Box::new(tls) as Box<dyn ImapIo>)
+        }
+    };
+    let login = client.login(&imap.username, imap.password.expose());
+    match tokio::time::timeout(timeout, login).await {
+        Err(_) => Err(anyhow!("LOGIN: no answer within {timeout:?}")).with_context(what),
+        Ok(Err((e, _))) => Err(anyhow!("LOGIN rejected: {e}")).with_context(what),
+        Ok(Ok(session)) => Ok(session),
+    }
+}
+
+async fn tls_wrap(
+    imap: &Imap,
+    tcp: TcpStream,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let config = crate::tls::client_config(imap.ca_file.as_deref())?;
+    let name = rustls_pki_types::ServerName::try_from(imap.host.clone())
+        .with_context(|| format!("{} is not a valid TLS server name", imap.host))?;
+    tokio::time::timeout(
+        imap.timeout,
+        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| anyhow!("TLS handshake: no answer within {:?}", imap.timeout))?
+    .context("TLS handshake")
+}
+
+async fn greeting<T: ImapIo>(
+    client: &mut async_imap::Client<T>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let resp = tokio::time::timeout(timeout, client.read_response())
+        .await
+        .map_err(|_| anyhow!("no greeting within {timeout:?}"))??
+        .ok_or_else(|| anyhow!("connection closed before the greeting"))?;
+    match resp.parsed() {
+        ImapResponse::Data {
+            status: Status::Ok | Status::PreAuth,
+            ..
+        } => Ok(()),
+        other => bail!("unexpected greeting: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_collapse_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[3, 1, 2, 2]), "1:3");
+    }
+}

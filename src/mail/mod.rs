@@ -1,0 +1,9 @@
+//! Pure mail handling: no I/O, no database. `parse` reads raw bytes,
+//! `thread` and `token` extract threading signals, `classify` tells people
+//! from machines, `compose` writes our outgoing mail.
+
+pub mod classify;
+pub mod compose;
+pub mod parse;
+pub mod thread;
+pub mod token;

@@ -1,0 +1,353 @@
+//! Raw RFC 5322 bytes → `Inbound`, the facts the rest of the daemon needs.
+//!
+//! Contract: never panics, always returns something. Whatever could not be
+//! read cleanly (no headers at all, broken MIME, unknown charsets, raw 8-bit
+//! headers) is listed in `problems`; the raw bytes are kept by the caller,
+//! so nothing is lost by a best-effort reading.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+
+use super::thread::normalize_message_id;
+
+/// Charset assumed for raw 8-bit header bytes that are not UTF-8.
+const FALLBACK_CHARSET: &[u8] = b"windows-1252";
+/// Text kept from a mail whose structure could not be read at all.
+const MAX_FALLBACK_TEXT: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    /// Lowercased.
+    pub email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// The headers that say a machine sent the mail (see `classify`).
+#[derive(Debug, Clone, Default)]
+pub struct AutoHeaders {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub list_id: Option<String>,
+    pub return_path_empty: bool,
+    pub x_loop: Vec<String>,
+    /// `X-Autoreply`/`X-Autorespond`, as `Name: value`.
+    pub x_autoreply: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    /// Without angle brackets.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from: Option<Mailbox>,
+    pub reply_to: Vec<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    /// `Delivered-To`, `X-Original-To`, `Envelope-To`: where the mail was
+    /// really delivered (a reply token may only be visible here).
+    pub delivered_to: Vec<String>,
+    pub subject: String,
+    /// Unix seconds from the `Date` header.
+    pub date: Option<i64>,
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    pub auto: AutoHeaders,
+    /// What could not be read cleanly; empty for a clean mail.
+    pub problems: Vec<String>,
+}
+
+/// Reads a mail; see the module contract.
+pub fn parse(raw: &[u8]) -> Inbound {
+    match catch_unwind(AssertUnwindSafe(|| parse_inner(raw))) {
+        Ok(inbound) => inbound,
+        Err(_) => unreadable(raw, "the MIME parser failed on this mail"),
+    }
+}
+
+/// What is kept of a mail nothing could be parsed from.
+fn unreadable(raw: &[u8], why: &str) -> Inbound {
+    let cut = &raw[..raw.len().min(MAX_FALLBACK_TEXT)];
+    Inbound {
+        text: String::from_utf8_lossy(cut).into_owned(),
+        problems: vec![why.to_string()],
+        ..Inbound::default()
+    }
+}
+
+fn parse_inner(raw: &[u8]) -> Inbound {
+    if raw.is_empty() {
+        return unreadable(raw, "empty message");
+    }
+    let Some(m) = MessageParser::default().parse(raw) else {
+        return unreadable(raw, "no header could be read");
+    };
+    let mut problems = Vec::new();
+
+    let subject = header_text(&m, "Subject", &mut problems).unwrap_or_default();
+    let from = addresses(m.from()).into_iter().next();
+    if from.is_none() {
+        problems.push("no From address".to_string());
+    }
+    let delivered_to = [
+        "Delivered-To",
+        "X-Original-To",
+        "Envelope-To",
+        "X-Envelope-To",
+    ]
+    .iter()
+    .flat_map(|h| m.header_values(*h))
+    .filter_map(|v| v.as_text())
+    .map(|s| s.trim().trim_matches(['<', '>']).to_ascii_lowercase())
+    .collect();
+
+    let (text, text_problems) = body_text(&m);
+    problems.extend(text_problems);
+
+    let attachments = m
+        .attachments()
+        .map(|a| Attachment {
+            filename: a.attachment_name().map(str::to_string),
+            content_type: a
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_string())
+                .to_ascii_lowercase(),
+            content: a.contents().to_vec(),
+        })
+        .collect();
+
+    Inbound {
+        message_id: m
+            .message_id()
+            .map(normalize_message_id)
+            .filter(|s| !s.is_empty()),
+        in_reply_to: ids(m.in_reply_to()),
+        references: ids(m.references()),
+        from,
+        reply_to: addresses(m.reply_to()),
+        to: addresses(m.to()),
+        cc: addresses(m.cc()),
+        delivered_to,
+        subject,
+        date: m.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
+        text,
+        attachments,
+        auto: auto_headers(&m),
+        problems,
+    }
+}
+
+fn ids(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(s) => vec![normalize_message_id(s)],
+        HeaderValue::TextList(l) => l.iter().map(|s| normalize_message_id(s)).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
+fn addresses(a: Option<&Address<'_>>) -> Vec<Mailbox> {
+    let Some(a) = a else { return Vec::new() };
+    a.iter()
+        .filter_map(|x| {
+            let email = x.address()?.trim().to_ascii_lowercase();
+            email.contains('@').then(|| Mailbox {
+                name: x
+                    .name()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty()),
+                email,
+            })
+        })
+        .collect()
+}
+
+/// A header as text; raw 8-bit bytes that are not UTF-8 are decoded with
+/// the fallback charset (and noted) instead of being replaced.
+fn header_text(m: &Message<'_>, name: &str, problems: &mut Vec<String>) -> Option<String> {
+    let header = m
+        .headers()
+        .iter()
+        .rev()
+        .find(|h| h.name().eq_ignore_ascii_case(name))?;
+    let start = usize::try_from(header.offset_start).ok()?;
+    let end = usize::try_from(header.offset_end).ok()?;
+    let raw = m.raw_message.get(start..end)?;
+    if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+        problems.push(format!(
+            "undeclared 8-bit bytes in the {name} header (read as windows-1252)"
+        ));
+        let decode = charset_decoder(FALLBACK_CHARSET)?;
+        return Some(unfold(&decode(raw)));
+    }
+    let value = header
+        .value()
+        .as_text()
+        .map(str::to_string)
+        .unwrap_or_default();
+    if value.contains('\u{FFFD}') {
+        problems.push(format!("undecodable characters in the {name} header"));
+    }
+    Some(value)
+}
+
+fn unfold(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn body_text(m: &Message<'_>) -> (String, Vec<String>) {
+    let mut problems = Vec::new();
+    if m.parts.iter().any(|p| p.is_encoding_problem) {
+        problems.push("broken MIME structure or transfer encoding".to_string());
+    }
+    for part in m.parts.iter() {
+        if matches!(part.body, PartType::Text(_) | PartType::Html(_))
+            && let Some(cs) = part.content_type().and_then(|ct| ct.attribute("charset"))
+            && charset_decoder(cs.as_bytes()).is_none()
+            && !["utf-8", "utf8", "us-ascii", "ascii"].contains(&cs.to_ascii_lowercase().as_str())
+        {
+            problems.push(format!("unknown charset `{cs}`"));
+        }
+    }
+    let text = match m.body_text(0) {
+        Some(t) => t.into_owned(),
+        None => {
+            // No text part: a multipart whose boundary never matches, or a
+            // body of only binary parts. Keep whatever text the root has.
+            let root_type = m.content_type().map(|ct| ct.ctype().to_ascii_lowercase());
+            let textual = matches!(
+                root_type.as_deref(),
+                None | Some("multipart") | Some("text")
+            );
+            let raw_body = m.parts.first().map(|p| p.contents()).unwrap_or_default();
+            if textual && !raw_body.is_empty() {
+                if root_type.as_deref() == Some("multipart") {
+                    problems
+                        .push("no readable text part (broken multipart structure?)".to_string());
+                }
+                let cut = &raw_body[..raw_body.len().min(MAX_FALLBACK_TEXT)];
+                String::from_utf8_lossy(cut).into_owned()
+            } else {
+                String::new()
+            }
+        }
+    };
+    if text.contains('\u{FFFD}') && !problems.iter().any(|p| p.starts_with("unknown charset")) {
+        problems.push("undecodable characters in the text".to_string());
+    }
+    (text, problems)
+}
+
+fn auto_headers(m: &Message<'_>) -> AutoHeaders {
+    let raw = |name: &str| m.header_raw(name).map(|v| v.trim().to_string());
+    let x_autoreply = ["X-Autoreply", "X-Autorespond"]
+        .iter()
+        .find_map(|h| raw(h).map(|v| format!("{h}: {v}")));
+    AutoHeaders {
+        auto_submitted: raw("Auto-Submitted"),
+        precedence: raw("Precedence"),
+        list_id: raw("List-Id"),
+        return_path_empty: m
+            .header_raw("Return-Path")
+            .is_some_and(|v| v.trim().trim_matches(['<', '>']).trim().is_empty()),
+        x_loop: m
+            .header_values("X-Loop")
+            .filter_map(|v| v.as_text().map(str::to_string))
+            .collect(),
+        x_autoreply,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_plain_mail() {
+        let m = parse(
+            b"From: =?utf-8?q?Ay=C5=9Fe?= <Ayse@Example.org>\r\nTo: support@example.com\r\n\
+Cc: a@x.org, B <b@x.org>\r\nSubject: =?windows-1254?Q?Yaz=FDc=FD?=\r\nMessage-ID: <m1@x>\r\n\
+In-Reply-To: <p@x>\r\nReferences: <a@x> <p@x>\r\nDelivered-To: support+tok@example.com\r\n\r\nHello\r\n",
+        );
+        assert_eq!(m.from.as_ref().unwrap().email, "ayse@example.org");
+        assert_eq!(m.from.as_ref().unwrap().name.as_deref(), Some("Ayşe"));
+        assert_eq!(m.subject, "Yazıcı");
+        assert_eq!(m.message_id.as_deref(), Some("m1@x"));
+        assert_eq!(m.in_reply_to, vec!["p@x"]);
+        assert_eq!(m.references, vec!["a@x", "p@x"]);
+        assert_eq!(m.cc.len(), 2);
+        assert_eq!(m.delivered_to, vec!["support+tok@example.com"]);
+        assert_eq!(m.text.trim(), "Hello");
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+    }
+
+    #[test]
+    fn unreadable_input_is_kept_as_text_and_flagged() {
+        for raw in [&b""[..], b"just some words without any header\n"] {
+            let m = parse(raw);
+            assert!(!m.problems.is_empty());
+            assert_eq!(m.text.as_bytes(), raw);
+        }
+    }
+
+    #[test]
+    fn raw_8bit_subject_is_decoded_not_replaced() {
+        let m = parse(b"From: a@x.org\r\nSubject: Caf\xe9 cr\xe8me\r\n\r\nbody\r\n");
+        assert_eq!(m.subject, "Café crème");
+        assert!(m.problems[0].contains("8-bit"), "{:?}", m.problems);
+    }
+
+    #[test]
+    fn unknown_charset_and_broken_boundary_are_flagged() {
+        let m = parse(
+            b"From: a@x.org\r\nContent-Type: text/plain; charset=x-klingon\r\n\r\nCaf\xe9\r\n",
+        );
+        assert!(
+            m.problems.iter().any(|p| p.contains("x-klingon")),
+            "{:?}",
+            m.problems
+        );
+        let m = parse(
+            b"From: a@x.org\r\nContent-Type: multipart/mixed; boundary=XYZ\r\n\r\n--WRONG\r\nContent-Type: text/plain\r\n\r\nhello\r\n--WRONG--\r\n",
+        );
+        assert!(m.text.contains("hello"), "{:?}", m.text);
+        assert!(!m.problems.is_empty());
+    }
+
+    #[test]
+    fn null_return_path_and_auto_headers_are_read() {
+        let m = parse(b"Return-Path: <>\r\nFrom: a@x.org\r\nAuto-Submitted: auto-replied\r\nPrecedence: bulk\r\nList-Id: <l.x.org>\r\nX-Loop: hd\r\n\r\nx");
+        assert!(m.auto.return_path_empty);
+        assert_eq!(m.auto.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(m.auto.precedence.as_deref(), Some("bulk"));
+        assert_eq!(m.auto.list_id.as_deref(), Some("<l.x.org>"));
+        assert_eq!(m.auto.x_loop, vec!["hd"]);
+    }
+
+    #[test]
+    fn attachments_are_decoded() {
+        let m = parse(
+            b"From: a@x.org\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--B--\r\n",
+        );
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].filename.as_deref(), Some("a.pdf"));
+        assert_eq!(m.attachments[0].content_type, "application/pdf");
+        assert_eq!(m.attachments[0].content, b"%PDF-1.4\n");
+        assert_eq!(m.text.trim(), "see file");
+    }
+}

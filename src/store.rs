@@ -1,0 +1,970 @@
+//! All SQL lives here. One `Store` over SQLite (the embedded default) or
+//! PostgreSQL (to share the load between daemons), picked by the URL
+//! scheme; the same `$N` queries run on both through sqlx's `Any` driver,
+//! and each dialect has its own migrations with the same versions.
+//!
+//! Times are Unix milliseconds in BIGINT columns; flags are 0/1 integers.
+//! A `Tx` is one unit of work (one inbound mail, one staff action): SQLite
+//! transactions start with `BEGIN IMMEDIATE` so two writers queue on the
+//! busy timeout instead of failing on lock upgrade.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context, bail};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Executor, Row, SqlSafeStr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Open,
+    Pending,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Status, String> {
+        match s {
+            "open" => Ok(Status::Open),
+            "pending" => Ok(Status::Pending),
+            "closed" => Ok(Status::Closed),
+            other => Err(format!("unknown status `{other}` (open, pending, closed)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub ticket_id: i64,
+    pub reference: String,
+    pub department: String,
+    pub status: Status,
+    pub subject: String,
+    pub customer_email: String,
+    pub customer_name: Option<String>,
+    pub assignee: Option<String>,
+    pub linked_ticket_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub closed_at: Option<i64>,
+    /// Filled by listings only.
+    pub message_count: i64,
+}
+
+const TICKET_COLUMNS: &str = "t.ticket_id, t.ref, t.department, t.status, t.subject, \
+    t.customer_email, t.customer_name, t.assignee, t.linked_ticket_id, t.created_at, \
+    t.updated_at, t.closed_at";
+
+fn ticket_from_row(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    Ok(Ticket {
+        ticket_id: row.try_get("ticket_id")?,
+        reference: row.try_get("ref")?,
+        department: row.try_get("department")?,
+        status: status
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        subject: row.try_get("subject")?,
+        customer_email: row.try_get("customer_email")?,
+        customer_name: row.try_get("customer_name")?,
+        assignee: row.try_get("assignee")?,
+        linked_ticket_id: row.try_get("linked_ticket_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        closed_at: row.try_get("closed_at")?,
+        message_count: row
+            .try_get::<Option<i64>, _>("message_count")
+            .ok()
+            .flatten()
+            .unwrap_or(0),
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct AttachmentMeta {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub message_id: i64,
+    pub direction: String,
+    pub kind: String,
+    pub class_reason: Option<String>,
+    pub thread_signal: Option<String>,
+    pub author: Option<String>,
+    pub from_email: String,
+    pub from_name: Option<String>,
+    pub to_list: String,
+    pub cc_list: String,
+    pub subject: String,
+    pub internet_message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references_list: Option<String>,
+    pub body_text: String,
+    pub problems: Option<String>,
+    pub created_at: i64,
+    /// Outbound mail: queued, sent or failed.
+    pub delivery: Option<String>,
+    pub delivery_error: Option<String>,
+    pub raw_message_id: Option<i64>,
+    pub attachments: Vec<AttachmentMeta>,
+}
+
+/// A new row of `message`.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage<'a> {
+    pub ticket_id: i64,
+    pub raw_message_id: Option<i64>,
+    pub direction: &'a str,
+    pub kind: &'a str,
+    pub class_reason: Option<&'a str>,
+    pub thread_signal: Option<&'a str>,
+    pub author: Option<&'a str>,
+    pub from_email: &'a str,
+    pub from_name: Option<&'a str>,
+    pub to_list: &'a str,
+    pub cc_list: &'a str,
+    pub subject: &'a str,
+    pub internet_message_id: Option<&'a str>,
+    pub in_reply_to: Option<&'a str>,
+    pub references_list: Option<&'a str>,
+    pub body_text: &'a str,
+    pub problems: Option<&'a str>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub department: &'a str,
+    pub subject: &'a str,
+    pub customer_email: &'a str,
+    pub customer_name: Option<&'a str>,
+    pub assignee: Option<&'a str>,
+    pub linked_ticket_id: Option<i64>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOutbox<'a> {
+    pub message_id: i64,
+    pub ticket_id: i64,
+    pub department: &'a str,
+    pub kind: &'a str,
+    pub mail_from: &'a str,
+    pub recipients: &'a [String],
+    pub data: &'a [u8],
+    pub now: i64,
+}
+
+/// A claimed outbox row, ready to send.
+#[derive(Debug, Clone)]
+pub struct OutboxMail {
+    pub outbox_id: i64,
+    pub ticket_id: i64,
+    pub department: String,
+    pub kind: String,
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    pub data: Vec<u8>,
+    pub attempts: i64,
+}
+
+/// Where a raw message came from; identifies IMAP mail for retries.
+#[derive(Debug, Clone)]
+pub struct RawSource<'a> {
+    pub source: &'a str,
+    pub department: &'a str,
+    pub uidvalidity: Option<i64>,
+    pub uid: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<Status>,
+    pub department: Option<String>,
+    pub customer: Option<String>,
+}
+
+fn migrations(backend: Backend) -> Migrator {
+    let initial = match backend {
+        Backend::Sqlite => include_str!("../migrations/sqlite/0001_initial.sql"),
+        Backend::Postgres => include_str!("../migrations/postgres/0001_initial.sql"),
+    };
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "initial".into(),
+        MigrationType::Simple,
+        initial.into_sql_str(),
+        false,
+    )])
+}
+
+impl Store {
+    /// Connects, creating the SQLite file (and its directory) on first
+    /// start, and applies pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() || path == ":memory:" {
+                bail!("SQLite needs a file path (sqlite:///var/lib/helpdesk/helpdesk.db)");
+            }
+            if let Some(dir) = Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("creating the database directory {}", dir.display())
+                })?;
+            }
+            (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("connecting to the {backend:?} database"))?;
+        migrations(backend)
+            .run(&pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .context("starting a database transaction")?;
+        Ok(Tx { tx })
+    }
+
+    /// `(uidvalidity, last_uid)` of a mailbox.
+    pub async fn checkpoint(
+        &self,
+        department: &str,
+        folder: &str,
+    ) -> anyhow::Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "select uidvalidity, last_uid from mailbox_checkpoint where department = $1 and folder = $2",
+        )
+        .bind(department)
+        .bind(folder)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    pub async fn ticket_by_ref(&self, reference: &str) -> anyhow::Result<Option<Ticket>> {
+        let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ref = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference.to_ascii_uppercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
+    }
+
+    pub async fn list_tickets(&self, filter: &TicketFilter) -> anyhow::Result<Vec<Ticket>> {
+        let sql = format!(
+            "select {TICKET_COLUMNS}, \
+               (select count(*) from message m where m.ticket_id = t.ticket_id) as message_count \
+             from ticket t \
+             where ($1 = '' or t.status = $1) and ($2 = '' or t.department = $2) \
+               and ($3 = '' or t.customer_email = $3) \
+             order by t.ticket_id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.status.map_or("", Status::as_str))
+            .bind(
+                filter
+                    .department
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_ascii_uppercase(),
+            )
+            .bind(
+                filter
+                    .customer
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_ascii_lowercase(),
+            )
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(ticket_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// A ticket's messages, oldest first, with attachment metadata and the
+    /// delivery state of outgoing mail.
+    pub async fn messages(&self, ticket_id: i64) -> anyhow::Result<Vec<MessageRecord>> {
+        let rows = sqlx::query(
+            "select m.message_id, m.direction, m.kind, m.class_reason, m.thread_signal, m.author, \
+                    m.from_email, m.from_name, m.to_list, m.cc_list, m.subject, \
+                    m.internet_message_id, m.in_reply_to, m.references_list, m.body_text, \
+                    m.problems, m.created_at, m.raw_message_id, o.status as delivery, \
+                    o.last_error as delivery_error \
+             from message m left join outbox o on o.message_id = m.message_id \
+             where m.ticket_id = $1 order by m.message_id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let attachments = sqlx::query(
+            "select a.message_id, a.filename, a.content_type, a.size from attachment a \
+             join message m on m.message_id = a.message_id \
+             where m.ticket_id = $1 order by a.attachment_id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let message_id: i64 = r.try_get("message_id")?;
+            let mut atts = Vec::new();
+            for a in &attachments {
+                if a.try_get::<i64, _>("message_id")? == message_id {
+                    atts.push(AttachmentMeta {
+                        filename: a.try_get("filename")?,
+                        content_type: a.try_get("content_type")?,
+                        size: a.try_get("size")?,
+                    });
+                }
+            }
+            out.push(MessageRecord {
+                message_id,
+                direction: r.try_get("direction")?,
+                kind: r.try_get("kind")?,
+                class_reason: r.try_get("class_reason")?,
+                thread_signal: r.try_get("thread_signal")?,
+                author: r.try_get("author")?,
+                from_email: r.try_get("from_email")?,
+                from_name: r.try_get("from_name")?,
+                to_list: r.try_get("to_list")?,
+                cc_list: r.try_get("cc_list")?,
+                subject: r.try_get("subject")?,
+                internet_message_id: r.try_get("internet_message_id")?,
+                in_reply_to: r.try_get("in_reply_to")?,
+                references_list: r.try_get("references_list")?,
+                body_text: r.try_get("body_text")?,
+                problems: r.try_get("problems")?,
+                created_at: r.try_get("created_at")?,
+                delivery: r.try_get("delivery")?,
+                delivery_error: r.try_get("delivery_error")?,
+                raw_message_id: r.try_get("raw_message_id")?,
+                attachments: atts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The stored raw bytes of an inbound mail.
+    pub async fn raw_message(&self, raw_message_id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+        let row = sqlx::query("select data from raw_message where raw_message_id = $1")
+            .bind(raw_message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Counts for tests and the benchmark: (tickets, messages, raw messages).
+    pub async fn counts(&self) -> anyhow::Result<(i64, i64, i64)> {
+        let r = sqlx::query(
+            "select (select count(*) from ticket), (select count(*) from message), \
+                    (select count(*) from raw_message)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+    }
+
+    // -- outbox --------------------------------------------------------
+
+    /// Leases up to `limit` due rows for `lease_ms`; another daemon sharing
+    /// the database skips leased rows.
+    pub async fn claim_outbox(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<OutboxMail>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "update outbox set lease_until = $1 \
+             where outbox_id in (select outbox_id from outbox \
+                                 where status = 'queued' and next_attempt_at <= $2 \
+                                   and (lease_until is null or lease_until < $2) \
+                                 order by outbox_id limit $3) \
+               and status = 'queued' and (lease_until is null or lease_until < $2) \
+             returning outbox_id, ticket_id, department, kind, mail_from, recipients, data, attempts",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx.tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxMail {
+                    outbox_id: r.try_get("outbox_id")?,
+                    ticket_id: r.try_get("ticket_id")?,
+                    department: r.try_get("department")?,
+                    kind: r.try_get("kind")?,
+                    mail_from: r.try_get("mail_from")?,
+                    recipients: r
+                        .try_get::<String, _>("recipients")?
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    data: r.try_get("data")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        out.sort_by_key(|m| m.outbox_id);
+        Ok(out)
+    }
+
+    /// Drops every lease: only at the start of the single daemon that owns
+    /// a SQLite database, whose previous run may have died mid-send.
+    pub async fn release_outbox_leases(&self) -> anyhow::Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("update outbox set lease_until = null where status = 'queued'")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn outbox_sent(&self, outbox_id: i64, now: i64) -> anyhow::Result<()> {
+        sqlx::query(
+            "update outbox set status = 'sent', sent_at = $2, lease_until = null, \
+             attempts = attempts + 1, last_error = null where outbox_id = $1",
+        )
+        .bind(outbox_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_retry(
+        &self,
+        outbox_id: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "update outbox set attempts = attempts + 1, next_attempt_at = $2, lease_until = null, \
+             last_error = $3 where outbox_id = $1",
+        )
+        .bind(outbox_id)
+        .bind(next_attempt_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up on a mail and says so on its ticket, in one transaction.
+    pub async fn outbox_failed(
+        &self,
+        mail: &OutboxMail,
+        error: &str,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "update outbox set status = 'failed', attempts = attempts + 1, lease_until = null, \
+             last_error = $2 where outbox_id = $1",
+        )
+        .bind(mail.outbox_id)
+        .bind(error)
+        .execute(&mut *tx.tx)
+        .await?;
+        let text = format!(
+            "Delivery of the {} mail to {} failed permanently: {error}",
+            mail.kind,
+            mail.recipients.join(", ")
+        );
+        tx.insert_message(&NewMessage {
+            ticket_id: mail.ticket_id,
+            direction: "out",
+            kind: "note",
+            author: Some("helpdesk"),
+            from_email: "",
+            body_text: &text,
+            created_at: now,
+            ..NewMessage::default()
+        })
+        .await?;
+        tx.insert_event(mail.ticket_id, "delivery_failed", None, Some(error), now)
+            .await?;
+        tx.commit().await
+    }
+
+    /// `(status, count)` of the outbox, for tests and the benchmark.
+    pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("select status, count(*) from outbox group by status order by status")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}
+
+/// One unit of work; dropped without `commit` it rolls back.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Any>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> anyhow::Result<()> {
+        self.tx.commit().await.context("committing")
+    }
+
+    // -- raw mail --------------------------------------------------------
+
+    /// Stores raw bytes (before parsing). For IMAP mail seen before but
+    /// never stored (a crash in between), counts another attempt instead.
+    /// Returns `(raw_message_id, attempts)`.
+    pub async fn store_raw(
+        &mut self,
+        source: &RawSource<'_>,
+        sha256: &str,
+        size: i64,
+        data: &[u8],
+        truncated: bool,
+        now: i64,
+    ) -> anyhow::Result<(i64, i64)> {
+        if let (Some(v), Some(uid)) = (source.uidvalidity, source.uid) {
+            let existing = sqlx::query(
+                "update raw_message set attempts = attempts + 1 \
+                 where department = $1 and uidvalidity = $2 and uid = $3 and state = 'received' \
+                 returning raw_message_id, attempts",
+            )
+            .bind(source.department)
+            .bind(v)
+            .bind(uid)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if let Some(r) = existing {
+                return Ok((r.try_get(0)?, r.try_get(1)?));
+            }
+        }
+        let r = sqlx::query(
+            "insert into raw_message (source, department, uidvalidity, uid, sha256, size, data, \
+                                      truncated, attempts, state, received_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, 1, 'received', $9) \
+             on conflict (department, uidvalidity, uid) do update set attempts = raw_message.attempts + 1 \
+             returning raw_message_id, attempts",
+        )
+        .bind(source.source)
+        .bind(source.department)
+        .bind(source.uidvalidity)
+        .bind(source.uid)
+        .bind(sha256)
+        .bind(size)
+        .bind(data)
+        .bind(i64::from(truncated))
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok((r.try_get(0)?, r.try_get(1)?))
+    }
+
+    pub async fn set_raw_state(&mut self, raw_message_id: i64, state: &str) -> anyhow::Result<()> {
+        sqlx::query("update raw_message set state = $2 where raw_message_id = $1")
+            .bind(raw_message_id)
+            .bind(state)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the same bytes with the same Message-ID were stored before
+    /// (the same mail seen again after a UIDVALIDITY change or an MTA retry).
+    pub async fn is_duplicate(
+        &mut self,
+        sha256: &str,
+        internet_message_id: Option<&str>,
+        except_raw: i64,
+    ) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "select count(*) from raw_message r join message m on m.raw_message_id = r.raw_message_id \
+             where r.sha256 = $1 and r.state = 'stored' and r.raw_message_id <> $3 \
+               and coalesce(m.internet_message_id, '') = $2",
+        )
+        .bind(sha256)
+        .bind(internet_message_id.unwrap_or(""))
+        .bind(except_raw)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(r.try_get::<i64, _>(0)? > 0)
+    }
+
+    pub async fn set_checkpoint(
+        &mut self,
+        department: &str,
+        folder: &str,
+        uidvalidity: i64,
+        last_uid: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into mailbox_checkpoint (department, folder, uidvalidity, last_uid, updated_at) \
+             values ($1, $2, $3, $4, $5) \
+             on conflict (department, folder) do update set uidvalidity = $3, last_uid = $4, updated_at = $5",
+        )
+        .bind(department)
+        .bind(folder)
+        .bind(uidvalidity)
+        .bind(last_uid)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    // -- tickets ---------------------------------------------------------
+
+    /// The ticket of the newest message with one of these Message-IDs,
+    /// trying them in order.
+    pub async fn ticket_by_message_ids(
+        &mut self,
+        ids: &[String],
+    ) -> anyhow::Result<Option<Ticket>> {
+        for id in ids {
+            let sql = format!(
+                "select {TICKET_COLUMNS} from message m join ticket t on t.ticket_id = m.ticket_id \
+                 where m.internet_message_id = $1 order by m.message_id desc limit 1"
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            if let Some(r) = row {
+                return Ok(Some(ticket_from_row(&r)?));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn ticket_by_ref(&mut self, reference: &str) -> anyhow::Result<Option<Ticket>> {
+        let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ref = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference.to_ascii_uppercase())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
+    }
+
+    pub async fn is_participant(&mut self, ticket_id: i64, email: &str) -> anyhow::Result<bool> {
+        let r = sqlx::query("select count(*) from participant where ticket_id = $1 and email = $2")
+            .bind(ticket_id)
+            .bind(email.to_ascii_lowercase())
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(r.try_get::<i64, _>(0)? > 0)
+    }
+
+    pub async fn add_participant(&mut self, ticket_id: i64, email: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into participant (ticket_id, email) values ($1, $2) on conflict do nothing",
+        )
+        .bind(ticket_id)
+        .bind(email.to_ascii_lowercase())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn participants(&mut self, ticket_id: i64) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("select email from participant where ticket_id = $1 order by email")
+            .bind(ticket_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Opens a ticket with the department's next number.
+    pub async fn insert_ticket(&mut self, t: &NewTicket<'_>) -> anyhow::Result<Ticket> {
+        let r = sqlx::query(
+            "insert into department_counter (department, last_number) values ($1, 1) \
+             on conflict (department) do update set last_number = department_counter.last_number + 1 \
+             returning last_number",
+        )
+        .bind(t.department)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let number: i64 = r.try_get(0)?;
+        let reference = format!("{}-{number}", t.department);
+        let r = sqlx::query(
+            "insert into ticket (ref, department, status, subject, customer_email, customer_name, \
+                                 assignee, linked_ticket_id, created_at, updated_at) \
+             values ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $8) returning ticket_id",
+        )
+        .bind(&reference)
+        .bind(t.department)
+        .bind(t.subject)
+        .bind(t.customer_email)
+        .bind(t.customer_name)
+        .bind(t.assignee)
+        .bind(t.linked_ticket_id)
+        .bind(t.now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(Ticket {
+            ticket_id: r.try_get(0)?,
+            reference,
+            department: t.department.to_string(),
+            status: Status::Open,
+            subject: t.subject.to_string(),
+            customer_email: t.customer_email.to_string(),
+            customer_name: t.customer_name.map(str::to_string),
+            assignee: t.assignee.map(str::to_string),
+            linked_ticket_id: t.linked_ticket_id,
+            created_at: t.now,
+            updated_at: t.now,
+            closed_at: None,
+            message_count: 0,
+        })
+    }
+
+    pub async fn set_status(
+        &mut self,
+        ticket_id: i64,
+        status: Status,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let closed_at = (status == Status::Closed).then_some(now);
+        sqlx::query(
+            "update ticket set status = $2, closed_at = $3, updated_at = $4 where ticket_id = $1",
+        )
+        .bind(ticket_id)
+        .bind(status.as_str())
+        .bind(closed_at)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_assignee(
+        &mut self,
+        ticket_id: i64,
+        assignee: Option<&str>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query("update ticket set assignee = $2, updated_at = $3 where ticket_id = $1")
+            .bind(ticket_id)
+            .bind(assignee)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch(&mut self, ticket_id: i64, now: i64) -> anyhow::Result<()> {
+        sqlx::query("update ticket set updated_at = $2 where ticket_id = $1")
+            .bind(ticket_id)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_message(&mut self, m: &NewMessage<'_>) -> anyhow::Result<i64> {
+        let r = sqlx::query(
+            "insert into message (ticket_id, raw_message_id, direction, kind, class_reason, \
+                thread_signal, author, from_email, from_name, to_list, cc_list, subject, \
+                internet_message_id, in_reply_to, references_list, body_text, problems, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             returning message_id",
+        )
+        .bind(m.ticket_id)
+        .bind(m.raw_message_id)
+        .bind(m.direction)
+        .bind(m.kind)
+        .bind(m.class_reason)
+        .bind(m.thread_signal)
+        .bind(m.author)
+        .bind(m.from_email)
+        .bind(m.from_name)
+        .bind(m.to_list)
+        .bind(m.cc_list)
+        .bind(m.subject)
+        .bind(m.internet_message_id)
+        .bind(m.in_reply_to)
+        .bind(m.references_list)
+        .bind(m.body_text)
+        .bind(m.problems)
+        .bind(m.created_at)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+
+    pub async fn insert_attachment(
+        &mut self,
+        message_id: i64,
+        filename: Option<&str>,
+        content_type: &str,
+        content: &[u8],
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into attachment (message_id, filename, content_type, size, content) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(message_id)
+        .bind(filename)
+        .bind(content_type)
+        .bind(content.len() as i64)
+        .bind(content)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_event(
+        &mut self,
+        ticket_id: i64,
+        kind: &str,
+        actor: Option<&str>,
+        detail: Option<&str>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into event (ticket_id, kind, actor, detail, created_at) values ($1, $2, $3, $4, $5)",
+        )
+        .bind(ticket_id)
+        .bind(kind)
+        .bind(actor)
+        .bind(detail)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The Message-ID and References of the newest inbound mail from a
+    /// person on the ticket (what our replies thread under), or failing
+    /// that of the newest message at all.
+    pub async fn thread_parent(
+        &mut self,
+        ticket_id: i64,
+    ) -> anyhow::Result<Option<(String, Vec<String>)>> {
+        let row = sqlx::query(
+            "select internet_message_id, references_list from message \
+             where ticket_id = $1 and internet_message_id is not null and kind <> 'note' \
+             order by case when direction = 'in' and kind = 'customer' then 0 else 1 end, message_id desc \
+             limit 1",
+        )
+        .bind(ticket_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let id: String = r.try_get(0)?;
+        let refs: Option<String> = r.try_get(1)?;
+        let refs = refs
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        Ok(Some((id, refs)))
+    }
+
+    pub async fn enqueue(&mut self, o: &NewOutbox<'_>) -> anyhow::Result<i64> {
+        let r = sqlx::query(
+            "insert into outbox (message_id, ticket_id, department, kind, mail_from, recipients, \
+                                 data, status, attempts, next_attempt_at, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8) returning outbox_id",
+        )
+        .bind(o.message_id)
+        .bind(o.ticket_id)
+        .bind(o.department)
+        .bind(o.kind)
+        .bind(o.mail_from)
+        .bind(o.recipients.join(","))
+        .bind(o.data)
+        .bind(o.now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+
+    /// Automatic replies queued for one recipient since `since`.
+    pub async fn auto_replies_since(&mut self, recipient: &str, since: i64) -> anyhow::Result<i64> {
+        let r = sqlx::query(
+            "select count(*) from outbox where recipients = $1 and kind = 'auto_reply' and created_at > $2",
+        )
+        .bind(recipient.to_ascii_lowercase())
+        .bind(since)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+}

@@ -1,0 +1,194 @@
+//! Texts of the automatic mails (acknowledgement, closure), per language.
+//!
+//! English and Turkish are compiled in; an operator overrides any of them
+//! with `<templates_dir>/<name>.<language>.txt` on the department or in
+//! `[general]`. A template is a `Subject:` line, a blank line and the body,
+//! with `{ref}`, `{subject}`, `{department}` and `{customer_name}` filled
+//! in. Overrides are read and checked when the config loads, never while a
+//! mail is being handled.
+
+use std::path::Path;
+
+/// The automatic mails that have templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Acknowledgement,
+    Closure,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Acknowledgement, Kind::Closure];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Acknowledgement => "acknowledgement",
+            Kind::Closure => "closure",
+        }
+    }
+}
+
+/// Languages with compiled-in templates.
+pub const LANGUAGES: &[&str] = &["en", "tr"];
+
+const PLACEHOLDERS: &[&str] = &["ref", "subject", "department", "customer_name"];
+
+fn builtin(kind: Kind, language: &str) -> Option<&'static str> {
+    Some(match (kind, language) {
+        (Kind::Acknowledgement, "en") => include_str!("../templates/acknowledgement.en.txt"),
+        (Kind::Acknowledgement, "tr") => include_str!("../templates/acknowledgement.tr.txt"),
+        (Kind::Closure, "en") => include_str!("../templates/closure.en.txt"),
+        (Kind::Closure, "tr") => include_str!("../templates/closure.tr.txt"),
+        _ => return None,
+    })
+}
+
+/// A checked template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    subject: String,
+    body: String,
+}
+
+/// What a template is filled with.
+pub struct Values<'a> {
+    pub reference: &'a str,
+    pub subject: &'a str,
+    pub department: &'a str,
+    pub customer_name: &'a str,
+}
+
+impl Template {
+    /// Parses template text; the error says what is wrong, for the operator.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let text = text.replace("\r\n", "\n");
+        let (head, body) = text
+            .split_once("\n\n")
+            .ok_or("expected a `Subject:` line, a blank line, then the body")?;
+        let subject = head
+            .strip_prefix("Subject:")
+            .ok_or("the first line must start with `Subject:`")?
+            .trim();
+        if head.contains('\n') {
+            return Err(
+                "only one header line (`Subject:`) is allowed before the blank line".into(),
+            );
+        }
+        for part in [subject, body] {
+            check_placeholders(part)?;
+        }
+        Ok(Template {
+            subject: subject.to_string(),
+            body: body.trim_end().to_string() + "\n",
+        })
+    }
+
+    /// The template for a department: its own directory first, then the
+    /// general one, then the compiled-in text.
+    pub fn load(kind: Kind, language: &str, dirs: &[&Path]) -> Result<Template, String> {
+        for dir in dirs {
+            let path = dir.join(format!("{}.{language}.txt", kind.name()));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    return Template::parse(&text).map_err(|e| format!("{}: {e}", path.display()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+        let text = builtin(kind, language).ok_or_else(|| {
+            format!(
+                "no {} template for language `{language}` (shipped: {}); add {}.{language}.txt to templates_dir",
+                kind.name(),
+                LANGUAGES.join(", "),
+                kind.name()
+            )
+        })?;
+        Template::parse(text)
+    }
+
+    /// `(subject, body)` with the placeholders filled in.
+    pub fn render(&self, v: &Values<'_>) -> (String, String) {
+        (fill(&self.subject, v), fill(&self.body, v))
+    }
+}
+
+fn check_placeholders(s: &str) -> Result<(), String> {
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or("unclosed `{` in template")?;
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder `{{{name}}}` (known: {})",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+fn fill(s: &str, v: &Values<'_>) -> String {
+    s.replace("{ref}", v.reference)
+        .replace("{subject}", v.subject)
+        .replace("{department}", v.department)
+        .replace("{customer_name}", v.customer_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_template_parses_and_mentions_the_reference() {
+        for kind in Kind::ALL {
+            for lang in LANGUAGES {
+                let t = Template::load(kind, lang, &[]).unwrap();
+                let (subject, body) = t.render(&Values {
+                    reference: "SUP-7",
+                    subject: "Yazıcı",
+                    department: "Destek",
+                    customer_name: "Ali",
+                });
+                assert!(subject.contains("Yazıcı"), "{kind:?} {lang}");
+                assert!(body.contains("SUP-7"), "{kind:?} {lang}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_placeholders_and_missing_subject() {
+        assert!(
+            Template::parse("Subject: x {nme}\n\nbody")
+                .unwrap_err()
+                .contains("{nme}")
+        );
+        assert!(Template::parse("Hello\n\nbody").is_err());
+        assert!(Template::parse("Subject: x").is_err());
+    }
+
+    #[test]
+    fn missing_language_is_a_clear_error() {
+        let e = Template::load(Kind::Closure, "cs", &[]).unwrap_err();
+        assert!(e.contains("cs") && e.contains("templates_dir"), "{e}");
+    }
+
+    #[test]
+    fn override_directory_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("closure.en.txt"),
+            "Subject: Done {ref}\n\nBye {customer_name}\n",
+        )
+        .unwrap();
+        let t = Template::load(Kind::Closure, "en", &[dir.path()]).unwrap();
+        let (s, b) = t.render(&Values {
+            reference: "SUP-1",
+            subject: "",
+            department: "",
+            customer_name: "Ann",
+        });
+        assert_eq!((s.as_str(), b.as_str()), ("Done SUP-1", "Bye Ann\n"));
+    }
+}
