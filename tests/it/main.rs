@@ -1,0 +1,6 @@
+//! One integration-test binary: real Postfix + Dovecot (`scripts/mailstack`),
+//! the real `helpdesk` binary, SQLite and PostgreSQL.
+
+mod support;
+
+mod mail_loop;
