@@ -136,6 +136,12 @@ impl MailStack {
             .await;
     }
 
+    /// Delivers raw mails straight to Dovecot over LMTP (one connection,
+    /// one transaction each): a burst as fast as Dovecot takes it.
+    pub async fn lmtp_deliver(&self, mails: &[(String, Vec<u8>)]) {
+        lmtp_deliver(self.lmtp_port, mails).await;
+    }
+
     /// Every message in `user`'s INBOX, parsed, oldest first.
     pub async fn inbox(&self, user: &str) -> Vec<(Vec<u8>, Inbound)> {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.imap_port))
@@ -631,4 +637,49 @@ impl Drop for TestDb {
             .join();
         }
     }
+}
+
+/// LMTP client: `mails` are (recipient, raw bytes).
+pub async fn lmtp_deliver(port: u16, mails: &[(String, Vec<u8>)]) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (r, mut w) = tcp.into_split();
+    let mut r = BufReader::new(r);
+    async fn reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+        let mut last;
+        loop {
+            let mut line = String::new();
+            assert!(r.read_line(&mut line).await.unwrap() > 0, "LMTP closed");
+            let done = line.as_bytes().get(3) == Some(&b' ');
+            last = line;
+            if done {
+                break;
+            }
+        }
+        assert!(last.starts_with('2') || last.starts_with('3'), "LMTP: {last}");
+        last
+    }
+    reply(&mut r).await;
+    w.write_all(b"LHLO test\r\n").await.unwrap();
+    reply(&mut r).await;
+    for (rcpt, raw) in mails {
+        let mut data = Vec::with_capacity(raw.len() + 64);
+        data.extend_from_slice(format!("MAIL FROM:<sender@test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes());
+        w.write_all(&data).await.unwrap();
+        reply(&mut r).await;
+        reply(&mut r).await;
+        reply(&mut r).await;
+        data.clear();
+        let text = if raw.ends_with(b"\n") { raw.clone() } else { [raw.as_slice(), b"\r\n"].concat() };
+        for line in text.split_inclusive(|b| *b == b'\n') {
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        data.extend_from_slice(b".\r\n");
+        w.write_all(&data).await.unwrap();
+        reply(&mut r).await;
+    }
+    let _ = w.write_all(b"QUIT\r\n").await;
 }
