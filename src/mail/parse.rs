@@ -12,8 +12,10 @@ use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, Par
 
 use super::thread::normalize_message_id;
 
-/// Charset assumed for raw 8-bit header bytes that are not UTF-8.
-const FALLBACK_CHARSET: &[u8] = b"windows-1252";
+/// Charset assumed for raw 8-bit header bytes that are not UTF-8 when the
+/// body declares none: clients that send raw 8-bit headers write them in
+/// the charset of their body, and windows-1252 is the common default.
+const FALLBACK_CHARSET: &str = "windows-1252";
 /// Text kept from a mail whose structure could not be read at all.
 const MAX_FALLBACK_TEXT: usize = 1024 * 1024;
 
@@ -92,9 +94,17 @@ fn parse_inner(raw: &[u8]) -> Inbound {
         return unreadable(raw, "no header could be read");
     };
     let mut problems = Vec::new();
+    let fallback = fallback_charset(&m);
 
-    let subject = header_text(&m, "Subject", &mut problems).unwrap_or_default();
-    let from = addresses(m.from()).into_iter().next();
+    let subject = header_text(&m, "Subject", &fallback, &mut problems).unwrap_or_default();
+    let repaired = repaired_address_headers(&m, &fallback, &mut problems);
+    let pick = |name: &str, original: Option<&Address<'_>>| -> Vec<Mailbox> {
+        match repaired.as_ref().and_then(|r| r.header(name)).and_then(|h| h.as_address()) {
+            Some(a) => addresses(Some(a)),
+            None => addresses(original),
+        }
+    };
+    let from = pick("From", m.from()).into_iter().next();
     if from.is_none() {
         problems.push("no From address".to_string());
     }
@@ -137,9 +147,9 @@ fn parse_inner(raw: &[u8]) -> Inbound {
         in_reply_to: ids(m.in_reply_to()),
         references: ids(m.references()),
         from,
-        reply_to: addresses(m.reply_to()),
-        to: addresses(m.to()),
-        cc: addresses(m.cc()),
+        reply_to: pick("Reply-To", m.reply_to()),
+        to: pick("To", m.to()),
+        cc: pick("Cc", m.cc()),
         delivered_to,
         subject,
         date: m.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
@@ -177,33 +187,67 @@ fn addresses(a: Option<&Address<'_>>) -> Vec<Mailbox> {
         .collect()
 }
 
-/// A header as text; raw 8-bit bytes that are not UTF-8 are decoded with
-/// the fallback charset (and noted) instead of being replaced.
-fn header_text(m: &Message<'_>, name: &str, problems: &mut Vec<String>) -> Option<String> {
-    let header = m
-        .headers()
+/// The charset raw 8-bit header bytes are read in: the first declared
+/// charset of a text part that we can decode, else windows-1252.
+fn fallback_charset(m: &Message<'_>) -> String {
+    m.parts
         .iter()
-        .rev()
-        .find(|h| h.name().eq_ignore_ascii_case(name))?;
+        .filter(|p| matches!(p.body, PartType::Text(_) | PartType::Html(_)))
+        .filter_map(|p| p.content_type()?.attribute("charset"))
+        .find(|cs| {
+            let l = cs.to_ascii_lowercase();
+            !["utf-8", "utf8", "us-ascii", "ascii"].contains(&l.as_str()) && charset_decoder(cs.as_bytes()).is_some()
+        })
+        .unwrap_or(FALLBACK_CHARSET)
+        .to_string()
+}
+
+/// The raw bytes of the last header called `name`.
+fn raw_header<'a>(m: &'a Message<'_>, name: &str) -> Option<&'a [u8]> {
+    let header = m.headers().iter().rev().find(|h| h.name().eq_ignore_ascii_case(name))?;
     let start = usize::try_from(header.offset_start).ok()?;
     let end = usize::try_from(header.offset_end).ok()?;
-    let raw = m.raw_message.get(start..end)?;
-    if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
-        problems.push(format!(
-            "undeclared 8-bit bytes in the {name} header (read as windows-1252)"
-        ));
-        let decode = charset_decoder(FALLBACK_CHARSET)?;
+    m.raw_message.get(start..end)
+}
+
+fn is_raw_8bit(raw: &[u8]) -> bool {
+    !raw.is_ascii() && std::str::from_utf8(raw).is_err()
+}
+
+/// A header as text; raw 8-bit bytes that are not UTF-8 are decoded with
+/// the fallback charset (and noted) instead of being replaced.
+fn header_text(m: &Message<'_>, name: &str, fallback: &str, problems: &mut Vec<String>) -> Option<String> {
+    let raw = raw_header(m, name)?;
+    if is_raw_8bit(raw) {
+        problems.push(format!("undeclared 8-bit bytes in the {name} header (read as {fallback})"));
+        let decode = charset_decoder(fallback.as_bytes())?;
         return Some(unfold(&decode(raw)));
     }
-    let value = header
-        .value()
-        .as_text()
-        .map(str::to_string)
-        .unwrap_or_default();
+    let value = m.header(name)?.as_text().map(str::to_string).unwrap_or_default();
     if value.contains('\u{FFFD}') {
         problems.push(format!("undecodable characters in the {name} header"));
     }
     Some(value)
+}
+
+/// Address headers with raw 8-bit display names, decoded with the
+/// fallback charset and parsed again; `None` when all were clean.
+fn repaired_address_headers(m: &Message<'_>, fallback: &str, problems: &mut Vec<String>) -> Option<Message<'static>> {
+    let decode = charset_decoder(fallback.as_bytes())?;
+    let mut block = String::new();
+    for name in ["From", "To", "Cc", "Reply-To"] {
+        if let Some(raw) = raw_header(m, name)
+            && is_raw_8bit(raw)
+        {
+            problems.push(format!("undeclared 8-bit bytes in the {name} header (read as {fallback})"));
+            block.push_str(&format!("{name}:{}\r\n", decode(raw).trim_end()));
+        }
+    }
+    if block.is_empty() {
+        return None;
+    }
+    block.push_str("\r\n");
+    MessageParser::default().parse(block.as_bytes()).map(Message::into_owned)
 }
 
 fn unfold(s: &str) -> String {
@@ -310,6 +354,17 @@ In-Reply-To: <p@x>\r\nReferences: <a@x> <p@x>\r\nDelivered-To: support+tok@examp
         let m = parse(b"From: a@x.org\r\nSubject: Caf\xe9 cr\xe8me\r\n\r\nbody\r\n");
         assert_eq!(m.subject, "Café crème");
         assert!(m.problems[0].contains("8-bit"), "{:?}", m.problems);
+    }
+
+    #[test]
+    fn raw_8bit_headers_are_read_in_the_body_charset() {
+        let m = parse(
+            b"From: \xde\xfckr\xfc <S@x.org>\r\nSubject: Yaz\xfdc\xfd\r\nContent-Type: text/plain; charset=windows-1254\r\n\r\nMerhaba\r\n",
+        );
+        assert_eq!(m.subject, "Yazıcı");
+        let from = m.from.unwrap();
+        assert_eq!((from.name.as_deref(), from.email.as_str()), (Some("Şükrü"), "s@x.org"));
+        assert_eq!(m.problems.len(), 2, "{:?}", m.problems);
     }
 
     #[test]

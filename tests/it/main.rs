@@ -3,4 +3,5 @@
 
 mod support;
 
+mod crash;
 mod mail_loop;
