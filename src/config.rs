@@ -1329,16 +1329,43 @@ host = "smtp.example.com"
     #[test]
     fn the_example_config_parses_and_documents_every_key() {
         let src = include_str!("../config/helpdesk.example.toml");
-        let (cfg, warnings) = Config::parse(src, Path::new("helpdesk.example.toml"), Options { read_files: false })
-            .unwrap_or_else(|p| panic!("{p}"));
+        let (cfg, warnings) = Config::parse(
+            src,
+            Path::new("helpdesk.example.toml"),
+            Options { read_files: false },
+        )
+        .unwrap_or_else(|p| panic!("{p}"));
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(cfg.departments.len(), 2);
         let keys = [
-            "data_dir", "secret_file", "secret", "max_message_size", "auto_reply_limit_per_hour",
-            "templates_dir", "url", "max_connections", "key", "name", "address", "language",
-            "reopen_within", "after_ingest", "default_assignee", "host", "port", "tls", "ca_file",
-            "username", "password_file", "password", "folder", "poll_interval", "timeout", "email",
-            "departments", "role",
+            "data_dir",
+            "secret_file",
+            "secret",
+            "max_message_size",
+            "auto_reply_limit_per_hour",
+            "templates_dir",
+            "url",
+            "max_connections",
+            "key",
+            "name",
+            "address",
+            "language",
+            "reopen_within",
+            "after_ingest",
+            "default_assignee",
+            "host",
+            "port",
+            "tls",
+            "ca_file",
+            "username",
+            "password_file",
+            "password",
+            "folder",
+            "poll_interval",
+            "timeout",
+            "email",
+            "departments",
+            "role",
         ];
         for key in keys {
             let documented = src.lines().any(|l| {

@@ -132,18 +132,20 @@ impl Pipeline {
         let raw_source = match &source {
             Source::Imap {
                 department,
+                folder,
                 uidvalidity,
                 uid,
-                ..
             } => RawSource {
                 source: "imap",
                 department,
+                folder: Some(folder),
                 uidvalidity: Some(i64::from(*uidvalidity)),
                 uid: Some(i64::from(*uid)),
             },
             Source::Pipe { department } => RawSource {
                 source: "pipe",
                 department,
+                folder: None,
                 uidvalidity: None,
                 uid: None,
             },
@@ -151,10 +153,34 @@ impl Pipeline {
 
         // 1. Raw first.
         let mut tx = self.store.begin().await?;
-        let (raw_id, attempts) = tx
+        let stored = tx
             .store_raw(&raw_source, &sha256, size as i64, &raw, truncated, now)
             .await
             .context("storing the raw message")?;
+        let (raw_id, attempts) = (stored.raw_message_id, stored.attempts);
+        if stored.already_stored {
+            // Fetched again (another reader, a lost checkpoint): only move
+            // the checkpoint on.
+            if let Source::Imap {
+                department,
+                folder,
+                uidvalidity,
+                uid,
+            } = &source
+            {
+                tx.set_checkpoint(
+                    department,
+                    folder,
+                    i64::from(*uidvalidity),
+                    i64::from(*uid),
+                    now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            info!(mailbox = %department.key, raw_message_id = raw_id, "mail already stored; skipped");
+            return Ok(Outcome::Duplicate);
+        }
         tx.commit().await?;
 
         // 2. Parse.

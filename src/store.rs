@@ -201,8 +201,19 @@ pub struct OutboxMail {
 pub struct RawSource<'a> {
     pub source: &'a str,
     pub department: &'a str,
+    pub folder: Option<&'a str>,
     pub uidvalidity: Option<i64>,
     pub uid: Option<i64>,
+}
+
+/// The outcome of `Tx::store_raw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredRaw {
+    pub raw_message_id: i64,
+    /// Times this mail was received without being stored.
+    pub attempts: i64,
+    /// The same IMAP message was stored before (fetched again).
+    pub already_stored: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -585,9 +596,10 @@ impl Tx {
 
     // -- raw mail --------------------------------------------------------
 
-    /// Stores raw bytes (before parsing). For IMAP mail seen before but
-    /// never stored (a crash in between), counts another attempt instead.
-    /// Returns `(raw_message_id, attempts)`.
+    /// Stores raw bytes (before parsing). IMAP mail is keyed by department,
+    /// folder, UIDVALIDITY and UID: seen before but never stored (a crash in
+    /// between) it counts another attempt; already stored (fetched again)
+    /// it is reported as such and nothing is written.
     pub async fn store_raw(
         &mut self,
         source: &RawSource<'_>,
@@ -596,31 +608,46 @@ impl Tx {
         data: &[u8],
         truncated: bool,
         now: i64,
-    ) -> anyhow::Result<(i64, i64)> {
+    ) -> anyhow::Result<StoredRaw> {
         if let (Some(v), Some(uid)) = (source.uidvalidity, source.uid) {
             let existing = sqlx::query(
-                "update raw_message set attempts = attempts + 1 \
-                 where department = $1 and uidvalidity = $2 and uid = $3 and state = 'received' \
-                 returning raw_message_id, attempts",
+                "select raw_message_id, attempts, state from raw_message \
+                 where department = $1 and folder = $2 and uidvalidity = $3 and uid = $4",
             )
             .bind(source.department)
+            .bind(source.folder)
             .bind(v)
             .bind(uid)
             .fetch_optional(&mut *self.tx)
             .await?;
             if let Some(r) = existing {
-                return Ok((r.try_get(0)?, r.try_get(1)?));
+                let raw_message_id: i64 = r.try_get(0)?;
+                let mut attempts: i64 = r.try_get(1)?;
+                let state: String = r.try_get(2)?;
+                if state == "received" {
+                    attempts += 1;
+                    sqlx::query("update raw_message set attempts = $2 where raw_message_id = $1")
+                        .bind(raw_message_id)
+                        .bind(attempts)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                return Ok(StoredRaw {
+                    raw_message_id,
+                    attempts,
+                    already_stored: state != "received",
+                });
             }
         }
         let r = sqlx::query(
-            "insert into raw_message (source, department, uidvalidity, uid, sha256, size, data, \
+            "insert into raw_message (source, department, folder, uidvalidity, uid, sha256, size, data, \
                                       truncated, attempts, state, received_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, 1, 'received', $9) \
-             on conflict (department, uidvalidity, uid) do update set attempts = raw_message.attempts + 1 \
-             returning raw_message_id, attempts",
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 'received', $10) \
+             returning raw_message_id",
         )
         .bind(source.source)
         .bind(source.department)
+        .bind(source.folder)
         .bind(source.uidvalidity)
         .bind(source.uid)
         .bind(sha256)
@@ -630,7 +657,11 @@ impl Tx {
         .bind(now)
         .fetch_one(&mut *self.tx)
         .await?;
-        Ok((r.try_get(0)?, r.try_get(1)?))
+        Ok(StoredRaw {
+            raw_message_id: r.try_get(0)?,
+            attempts: 1,
+            already_stored: false,
+        })
     }
 
     pub async fn set_raw_state(&mut self, raw_message_id: i64, state: &str) -> anyhow::Result<()> {

@@ -37,6 +37,7 @@ create table raw_message (
     raw_message_id integer primary key autoincrement,
     source         text not null,          -- imap | pipe
     department     text not null,
+    folder         text,                   -- IMAP folder
     uidvalidity    integer,
     uid            integer,
     sha256         text not null,
@@ -47,7 +48,7 @@ create table raw_message (
     state          text not null check (state in ('received', 'stored', 'duplicate')),
     received_at    integer not null
 );
-create unique index raw_message_imap on raw_message (department, uidvalidity, uid);
+create unique index raw_message_imap on raw_message (department, folder, uidvalidity, uid);
 create index raw_message_sha256 on raw_message (sha256);
 
 create table message (

@@ -99,7 +99,11 @@ fn parse_inner(raw: &[u8]) -> Inbound {
     let subject = header_text(&m, "Subject", &fallback, &mut problems).unwrap_or_default();
     let repaired = repaired_address_headers(&m, &fallback, &mut problems);
     let pick = |name: &str, original: Option<&Address<'_>>| -> Vec<Mailbox> {
-        match repaired.as_ref().and_then(|r| r.header(name)).and_then(|h| h.as_address()) {
+        match repaired
+            .as_ref()
+            .and_then(|r| r.header(name))
+            .and_then(|h| h.as_address())
+        {
             Some(a) => addresses(Some(a)),
             None => addresses(original),
         }
@@ -196,7 +200,8 @@ fn fallback_charset(m: &Message<'_>) -> String {
         .filter_map(|p| p.content_type()?.attribute("charset"))
         .find(|cs| {
             let l = cs.to_ascii_lowercase();
-            !["utf-8", "utf8", "us-ascii", "ascii"].contains(&l.as_str()) && charset_decoder(cs.as_bytes()).is_some()
+            !["utf-8", "utf8", "us-ascii", "ascii"].contains(&l.as_str())
+                && charset_decoder(cs.as_bytes()).is_some()
         })
         .unwrap_or(FALLBACK_CHARSET)
         .to_string()
@@ -204,7 +209,11 @@ fn fallback_charset(m: &Message<'_>) -> String {
 
 /// The raw bytes of the last header called `name`.
 fn raw_header<'a>(m: &'a Message<'_>, name: &str) -> Option<&'a [u8]> {
-    let header = m.headers().iter().rev().find(|h| h.name().eq_ignore_ascii_case(name))?;
+    let header = m
+        .headers()
+        .iter()
+        .rev()
+        .find(|h| h.name().eq_ignore_ascii_case(name))?;
     let start = usize::try_from(header.offset_start).ok()?;
     let end = usize::try_from(header.offset_end).ok()?;
     m.raw_message.get(start..end)
@@ -216,14 +225,25 @@ fn is_raw_8bit(raw: &[u8]) -> bool {
 
 /// A header as text; raw 8-bit bytes that are not UTF-8 are decoded with
 /// the fallback charset (and noted) instead of being replaced.
-fn header_text(m: &Message<'_>, name: &str, fallback: &str, problems: &mut Vec<String>) -> Option<String> {
+fn header_text(
+    m: &Message<'_>,
+    name: &str,
+    fallback: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
     let raw = raw_header(m, name)?;
     if is_raw_8bit(raw) {
-        problems.push(format!("undeclared 8-bit bytes in the {name} header (read as {fallback})"));
+        problems.push(format!(
+            "undeclared 8-bit bytes in the {name} header (read as {fallback})"
+        ));
         let decode = charset_decoder(fallback.as_bytes())?;
         return Some(unfold(&decode(raw)));
     }
-    let value = m.header(name)?.as_text().map(str::to_string).unwrap_or_default();
+    let value = m
+        .header(name)?
+        .as_text()
+        .map(str::to_string)
+        .unwrap_or_default();
     if value.contains('\u{FFFD}') {
         problems.push(format!("undecodable characters in the {name} header"));
     }
@@ -232,14 +252,20 @@ fn header_text(m: &Message<'_>, name: &str, fallback: &str, problems: &mut Vec<S
 
 /// Address headers with raw 8-bit display names, decoded with the
 /// fallback charset and parsed again; `None` when all were clean.
-fn repaired_address_headers(m: &Message<'_>, fallback: &str, problems: &mut Vec<String>) -> Option<Message<'static>> {
+fn repaired_address_headers(
+    m: &Message<'_>,
+    fallback: &str,
+    problems: &mut Vec<String>,
+) -> Option<Message<'static>> {
     let decode = charset_decoder(fallback.as_bytes())?;
     let mut block = String::new();
     for name in ["From", "To", "Cc", "Reply-To"] {
         if let Some(raw) = raw_header(m, name)
             && is_raw_8bit(raw)
         {
-            problems.push(format!("undeclared 8-bit bytes in the {name} header (read as {fallback})"));
+            problems.push(format!(
+                "undeclared 8-bit bytes in the {name} header (read as {fallback})"
+            ));
             block.push_str(&format!("{name}:{}\r\n", decode(raw).trim_end()));
         }
     }
@@ -247,7 +273,9 @@ fn repaired_address_headers(m: &Message<'_>, fallback: &str, problems: &mut Vec<
         return None;
     }
     block.push_str("\r\n");
-    MessageParser::default().parse(block.as_bytes()).map(Message::into_owned)
+    MessageParser::default()
+        .parse(block.as_bytes())
+        .map(Message::into_owned)
 }
 
 fn unfold(s: &str) -> String {
@@ -363,7 +391,10 @@ In-Reply-To: <p@x>\r\nReferences: <a@x> <p@x>\r\nDelivered-To: support+tok@examp
         );
         assert_eq!(m.subject, "Yazıcı");
         let from = m.from.unwrap();
-        assert_eq!((from.name.as_deref(), from.email.as_str()), (Some("Şükrü"), "s@x.org"));
+        assert_eq!(
+            (from.name.as_deref(), from.email.as_str()),
+            (Some("Şükrü"), "s@x.org")
+        );
         assert_eq!(m.problems.len(), 2, "{:?}", m.problems);
     }
 

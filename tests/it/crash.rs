@@ -35,7 +35,10 @@ async fn queued_ack_ids(store_url: &str) -> Vec<String> {
 }
 
 fn sent(counts: &[(String, i64)]) -> i64 {
-    counts.iter().find(|(s, _)| s == "sent").map_or(0, |(_, n)| *n)
+    counts
+        .iter()
+        .find(|(s, _)| s == "sent")
+        .map_or(0, |(_, n)| *n)
 }
 
 /// Message-IDs of every mail delivered to customer.test mailboxes.
@@ -44,7 +47,11 @@ fn delivered_ids(stack: &MailStack) -> Vec<String> {
     let mut ids = Vec::new();
     for user in std::fs::read_dir(&base).into_iter().flatten().flatten() {
         for sub in ["new", "cur"] {
-            for f in std::fs::read_dir(user.path().join(sub)).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(user.path().join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let raw = std::fs::read(f.path()).unwrap();
                 if let Some(id) = helpdesk::mail::parse::parse(&raw).message_id {
                     ids.push(id);
@@ -64,8 +71,12 @@ async fn kill_9_during_ingest_and_during_sending_loses_and_doubles_nothing() {
 
     let mails: Vec<(String, Vec<u8>)> = (0..MAILS)
         .map(|i| {
-            let m = MailBuilder::new(&format!("cust{i}@customer.test"), "support@example.com", &format!("Burst {i}"))
-                .body(&format!("Mail number {i}.\n"));
+            let m = MailBuilder::new(
+                &format!("cust{i}@customer.test"),
+                "support@example.com",
+                &format!("Burst {i}"),
+            )
+            .body(&format!("Mail number {i}.\n"));
             ("support@example.com".to_string(), m.build().into_bytes())
         })
         .collect();
@@ -83,7 +94,11 @@ async fn kill_9_during_ingest_and_during_sending_loses_and_doubles_nothing() {
         if messages >= 100 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "ingest did not start:\n{}", daemon.log());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ingest did not start:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     daemon.kill();
@@ -105,22 +120,35 @@ async fn kill_9_during_ingest_and_during_sending_loses_and_doubles_nothing() {
         if sent_now as usize >= MAILS {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no progress:\n{}", daemon.log());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert!(killed_while_sending, "the outbox finished before the test could kill it");
+    assert!(
+        killed_while_sending,
+        "the outbox finished before the test could kill it"
+    );
 
     // 3. Restart and let everything drain.
     let daemon = Daemon::start(&config);
-    eventually("all acknowledgements sent", Duration::from_secs(60), async || {
-        (sent(&store.outbox_counts().await.unwrap()) as usize == MAILS).then_some(())
-    })
+    eventually(
+        "all acknowledgements sent",
+        Duration::from_secs(60),
+        async || (sent(&store.outbox_counts().await.unwrap()) as usize == MAILS).then_some(()),
+    )
     .await;
     let acks = queued_ack_ids(&url).await;
-    let delivered = eventually("all acknowledgements delivered", Duration::from_secs(30), async || {
-        let d = delivered_ids(&stack);
-        acks.iter().all(|a| d.contains(a)).then_some(d)
-    })
+    let delivered = eventually(
+        "all acknowledgements delivered",
+        Duration::from_secs(30),
+        async || {
+            let d = delivered_ids(&stack);
+            acks.iter().all(|a| d.contains(a)).then_some(d)
+        },
+    )
     .await;
     drop(daemon);
 
@@ -144,6 +172,9 @@ async fn kill_9_during_ingest_and_during_sending_loses_and_doubles_nothing() {
     }
     let duplicates: usize = count.values().map(|n| n - 1).sum();
     eprintln!("duplicates after two kills: {duplicates}");
-    assert!(duplicates <= 8, "{duplicates} duplicates: more than the mail in flight");
+    assert!(
+        duplicates <= 8,
+        "{duplicates} duplicates: more than the mail in flight"
+    );
     store.close().await;
 }

@@ -5,3 +5,6 @@ mod support;
 
 mod crash;
 mod mail_loop;
+mod malformed;
+mod pipeline;
+mod store;

@@ -16,7 +16,12 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     assert!(out.len() >= 7, "malformed fixtures missing");
@@ -29,7 +34,11 @@ async fn stored(store: &Store) -> Vec<(Vec<u8>, Option<String>, String)> {
     for t in store.list_tickets(&TicketFilter::default()).await.unwrap() {
         for m in store.messages(t.ticket_id).await.unwrap() {
             if m.direction == "in" {
-                let raw = store.raw_message(m.raw_message_id.unwrap()).await.unwrap().unwrap();
+                let raw = store
+                    .raw_message(m.raw_message_id.unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
                 out.push((raw, m.problems.clone(), t.reference.clone()));
             }
         }
@@ -75,12 +84,16 @@ async fn malformed_mail_over_imap_is_kept_raw_flagged_and_on_a_ticket() {
     daemon.wait_connected(1).await;
 
     let fixtures = fixtures();
-    let deliveries: Vec<(String, Vec<u8>)> =
-        fixtures.iter().map(|(_, raw)| ("support@example.com".to_string(), raw.clone())).collect();
+    let deliveries: Vec<(String, Vec<u8>)> = fixtures
+        .iter()
+        .map(|(_, raw)| ("support@example.com".to_string(), raw.clone()))
+        .collect();
     stack.lmtp_deliver(&deliveries).await;
 
     // 10 MB attachment, over SMTP like a customer would send it.
-    let attachment: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let attachment: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let big = format!(
         "From: big@customer.test\r\nTo: support@example.com\r\nSubject: scan\r\nMessage-ID: <big@customer.test>\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
@@ -88,7 +101,13 @@ async fn malformed_mail_over_imap_is_kept_raw_flagged_and_on_a_ticket() {
          Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
         base64_lines(&attachment)
     );
-    stack.send_raw("big@customer.test", &["support@example.com"], big.as_bytes()).await;
+    stack
+        .send_raw(
+            "big@customer.test",
+            &["support@example.com"],
+            big.as_bytes(),
+        )
+        .await;
 
     let store = Store::open(&url, 2).await.unwrap();
     let all = eventually("every mail stored", Duration::from_secs(30), async || {
@@ -98,18 +117,27 @@ async fn malformed_mail_over_imap_is_kept_raw_flagged_and_on_a_ticket() {
     .await;
     for (name, raw) in &fixtures {
         // Dovecot serves NUL as 0x80 over IMAP (NUL is not allowed in literals).
-        let served: Vec<u8> = raw.iter().map(|b| if *b == 0 { 0x80 } else { *b }).collect();
+        let served: Vec<u8> = raw
+            .iter()
+            .map(|b| if *b == 0 { 0x80 } else { *b })
+            .collect();
         let (_, problems, reference) = all
             .iter()
             .find(|(stored, _, _)| ends_with(&stored.replace_crlf(), &served.replace_crlf()))
             .unwrap_or_else(|| panic!("{name} not stored raw"));
-        assert!(problems.is_some(), "{name} on {reference} should be flagged");
+        assert!(
+            problems.is_some(),
+            "{name} on {reference} should be flagged"
+        );
         // Visible to staff through the CLI.
         let t = show(&config, reference);
         assert!(!t["messages"].as_array().unwrap().is_empty());
     }
     let big_ticket = store
-        .list_tickets(&TicketFilter { customer: Some("big@customer.test".into()), ..Default::default() })
+        .list_tickets(&TicketFilter {
+            customer: Some("big@customer.test".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let msgs = store.messages(big_ticket[0].ticket_id).await.unwrap();
@@ -130,9 +158,15 @@ fn base64_lines(data: &[u8]) -> String {
         if i > 0 && i % 19 == 0 {
             out.push_str("\r\n");
         }
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for j in 0..4 {
-            out.push(if j <= c.len() { T[(n >> (18 - 6 * j) & 63) as usize] as char } else { '=' });
+            out.push(if j <= c.len() {
+                T[(n >> (18 - 6 * j) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -147,25 +181,56 @@ async fn malformed_mail_through_the_mta_pipe_is_stored_exactly_and_exit_codes_te
     for (name, raw) in fixtures() {
         let path = dir.path().join(&name);
         std::fs::write(&path, &raw).unwrap();
-        let out = cli_output(&config, &["ingest", "--department", "SUP", path.to_str().unwrap()], None);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = cli_output(
+            &config,
+            &["ingest", "--department", "SUP", path.to_str().unwrap()],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // The same mail again (an MTA retry) is recognised, not doubled.
-        let again = cli_output(&config, &["ingest", "--department", "SUP", path.to_str().unwrap()], None);
+        let again = cli_output(
+            &config,
+            &["ingest", "--department", "SUP", path.to_str().unwrap()],
+            None,
+        );
         assert!(again.status.success());
-        assert!(String::from_utf8_lossy(&again.stderr).contains("duplicate"), "{name}");
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("duplicate"),
+            "{name}"
+        );
     }
     let store = Store::open(&url, 2).await.unwrap();
     let all = stored(&store).await;
     assert_eq!(all.len(), fixtures().len());
     for (name, raw) in fixtures() {
-        assert!(all.iter().any(|(s, p, _)| *s == raw && p.is_some()), "{name} kept byte for byte and flagged");
+        assert!(
+            all.iter().any(|(s, p, _)| *s == raw && p.is_some()),
+            "{name} kept byte for byte and flagged"
+        );
     }
     // From standard input, too.
-    let out = cli_output(&config, &["ingest", "--department", "SUP", "-"], Some("From: a@b.test\r\nSubject: piped\r\n\r\nhi\r\n"));
+    let out = cli_output(
+        &config,
+        &["ingest", "--department", "SUP", "-"],
+        Some("From: a@b.test\r\nSubject: piped\r\n\r\nhi\r\n"),
+    );
     assert!(out.status.success());
     // An unknown department is a temporary failure: the MTA keeps the mail.
-    let out = cli_output(&config, &["ingest", "--department", "NOPE"], Some("Subject: x\r\n\r\ny\r\n"));
-    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli_output(
+        &config,
+        &["ingest", "--department", "NOPE"],
+        Some("Subject: x\r\n\r\ny\r\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     store.close().await;
 }
 
@@ -174,23 +239,49 @@ async fn mail_over_max_message_size_is_recorded_with_its_headers_and_a_note() {
     let stack = MailStack::start(&["support@example.com", "huge@customer.test"]);
     let dir = TempDir::new();
     let url = format!("sqlite://{}", dir.path().join("helpdesk.db").display());
-    let config = write_config(&stack, dir.path(), &url, &[&SUPPORT], "max_message_size = \"1MB\"");
+    let config = write_config(
+        &stack,
+        dir.path(),
+        &url,
+        &[&SUPPORT],
+        "max_message_size = \"1MB\"",
+    );
     let daemon = Daemon::start(&config);
     daemon.wait_connected(1).await;
     let body = "x".repeat(76) + "\r\n";
-    let huge = MailBuilder::new("huge@customer.test", "support@example.com", "Huge log file").body(&body.repeat(30_000));
+    let huge = MailBuilder::new("huge@customer.test", "support@example.com", "Huge log file")
+        .body(&body.repeat(30_000));
     stack.send(&huge).await;
-    let acks = stack.wait_for("huge@customer.test", 1, Duration::from_secs(15), |_| true).await;
-    assert!(acks[0].1.subject.contains("Huge log file"), "a customer still gets the acknowledgement");
+    let acks = stack
+        .wait_for("huge@customer.test", 1, Duration::from_secs(15), |_| true)
+        .await;
+    assert!(
+        acks[0].1.subject.contains("Huge log file"),
+        "a customer still gets the acknowledgement"
+    );
     let t = show(&config, "SUP-1");
     let first = &t["messages"][0];
     assert_eq!(first["subject"], "Huge log file");
     assert_eq!(first["message_id"], huge.message_id());
-    assert!(first["problems"].as_str().unwrap().contains("max_message_size"), "{first}");
+    assert!(
+        first["problems"]
+            .as_str()
+            .unwrap()
+            .contains("max_message_size"),
+        "{first}"
+    );
     let store = Store::open(&url, 2).await.unwrap();
     let msgs = store.messages(1).await.unwrap();
-    let raw = store.raw_message(msgs[0].raw_message_id.unwrap()).await.unwrap().unwrap();
-    assert!(raw.len() < 64 * 1024, "only the headers were kept ({} bytes)", raw.len());
+    let raw = store
+        .raw_message(msgs[0].raw_message_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        raw.len() < 64 * 1024,
+        "only the headers were kept ({} bytes)",
+        raw.len()
+    );
     store.close().await;
     drop(daemon);
 }
@@ -202,7 +293,10 @@ fn check_config_reports_file_line_and_key_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("{}:7:1: error: `department[0].langauge`: unknown key", path.display())),
+        stdout.contains(&format!(
+            "{}:7:1: error: `department[0].langauge`: unknown key",
+            path.display()
+        )),
         "{stdout}"
     );
     let example = PathBuf::from(ROOT).join("config/helpdesk.example.toml");

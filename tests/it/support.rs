@@ -408,7 +408,10 @@ impl Daemon {
             .arg("--config")
             .arg(config)
             .arg("run")
-            .env("RUST_LOG", "helpdesk=debug,info")
+            .env(
+                "RUST_LOG",
+                std::env::var("HELPDESK_TEST_LOG").unwrap_or_else(|_| "helpdesk=debug,info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -642,7 +645,9 @@ impl Drop for TestDb {
 /// LMTP client: `mails` are (recipient, raw bytes).
 pub async fn lmtp_deliver(port: u16, mails: &[(String, Vec<u8>)]) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let (r, mut w) = tcp.into_split();
     let mut r = BufReader::new(r);
     async fn reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
@@ -656,7 +661,10 @@ pub async fn lmtp_deliver(port: u16, mails: &[(String, Vec<u8>)]) {
                 break;
             }
         }
-        assert!(last.starts_with('2') || last.starts_with('3'), "LMTP: {last}");
+        assert!(
+            last.starts_with('2') || last.starts_with('3'),
+            "LMTP: {last}"
+        );
         last
     }
     reply(&mut r).await;
@@ -664,13 +672,19 @@ pub async fn lmtp_deliver(port: u16, mails: &[(String, Vec<u8>)]) {
     reply(&mut r).await;
     for (rcpt, raw) in mails {
         let mut data = Vec::with_capacity(raw.len() + 64);
-        data.extend_from_slice(format!("MAIL FROM:<sender@test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes());
+        data.extend_from_slice(
+            format!("MAIL FROM:<sender@test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes(),
+        );
         w.write_all(&data).await.unwrap();
         reply(&mut r).await;
         reply(&mut r).await;
         reply(&mut r).await;
         data.clear();
-        let text = if raw.ends_with(b"\n") { raw.clone() } else { [raw.as_slice(), b"\r\n"].concat() };
+        let text = if raw.ends_with(b"\n") {
+            raw.clone()
+        } else {
+            [raw.as_slice(), b"\r\n"].concat()
+        };
         for line in text.split_inclusive(|b| *b == b'\n') {
             if line.starts_with(b".") {
                 data.push(b'.');

@@ -1,0 +1,1012 @@
+//! `Pipeline::ingest` without a mail stack: raw RFC 5322 bytes in, tickets
+//! and queued mail out, on both backends. Staff act through `Service`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use helpdesk::config::{Config, Department, Options};
+use helpdesk::mail::parse::{Inbound, parse};
+use helpdesk::mail::token;
+use helpdesk::pipeline::{Outcome, Pipeline, Signal, Source};
+use helpdesk::service::{Service, ServiceError};
+use helpdesk::store::{MessageRecord, OutboxMail, Status, Store, Ticket};
+use tokio::sync::Notify;
+
+use crate::support::{Backend, TestDb};
+
+const SECRET: &str = "pipeline-test-secret-0123456789";
+const SUPPORT: &str = "support@example.com";
+const ALICE: &str = "alice@customer.test";
+const BOB: &str = "bob@customer.test";
+const MALLORY: &str = "mallory@stranger.test";
+/// Staff in SUP and SAL.
+const AYSE: &str = "ayse@example.com";
+/// Staff in SAL only.
+const MEHMET: &str = "mehmet@example.com";
+
+/// One `#[tokio::test]` per backend for an `async fn check(Backend)`.
+macro_rules! on_both_backends {
+    ($check:ident => $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $sqlite() {
+            $check(Backend::Sqlite).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $postgres() {
+            $check(Backend::Postgres).await;
+        }
+    };
+}
+
+/// A helpdesk with departments SUP and SAL on a fresh database; `general`
+/// and `support` are extra lines for `[general]` and the SUP department.
+struct Desk {
+    _db: TestDb,
+    store: Store,
+    config: Arc<Config>,
+    pipeline: Pipeline,
+}
+
+impl Desk {
+    async fn new(backend: Backend) -> Desk {
+        Desk::with(backend, "", "").await
+    }
+
+    async fn with(backend: Backend, general: &str, support: &str) -> Desk {
+        let db = TestDb::new(backend).await;
+        let mailboxes = |address: &str| {
+            format!(
+                "[department.imap]\nhost = \"127.0.0.1\"\nport = 1143\ntls = \"none\"\n\
+                 username = \"{address}\"\npassword = \"pw\"\n\
+                 [department.smtp]\nhost = \"127.0.0.1\"\nport = 1025\ntls = \"none\"\n"
+            )
+        };
+        let src = format!(
+            "[general]\ndata_dir = \"{data}\"\nsecret = \"{SECRET}\"\n{general}\n\
+             [database]\nurl = \"{url}\"\n\n\
+             [[department]]\nkey = \"SUP\"\nname = \"Support\"\naddress = \"{SUPPORT}\"\n{support}\n{sup}\n\
+             [[department]]\nkey = \"SAL\"\nname = \"Sales\"\naddress = \"sales@example.com\"\n{sal}\n\
+             [[staff]]\nemail = \"{AYSE}\"\ndepartments = [\"SUP\", \"SAL\"]\n\n\
+             [[staff]]\nemail = \"{MEHMET}\"\ndepartments = [\"SAL\"]\n",
+            data = db.dir.path().join("data").display(),
+            url = db.url,
+            sup = mailboxes(SUPPORT),
+            sal = mailboxes("sales@example.com"),
+        );
+        let path = db.dir.path().join("helpdesk.toml");
+        let (config, warnings) = Config::parse(&src, &path, Options { read_files: false })
+            .unwrap_or_else(|problems| panic!("{problems}\n{src}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let config = Arc::new(config);
+        let store = db.store().await;
+        let pipeline = Pipeline::new(
+            store.clone(),
+            config.clone(),
+            SECRET.as_bytes().to_vec(),
+            Arc::new(Notify::new()),
+        );
+        Desk {
+            _db: db,
+            store,
+            config,
+            pipeline,
+        }
+    }
+
+    fn department(&self, key: &str) -> &Department {
+        self.config.department(key).unwrap()
+    }
+
+    /// Piped in by the MTA for department `key`.
+    async fn pipe_to(&self, key: &str, raw: &[u8]) -> Outcome {
+        let source = Source::Pipe {
+            department: key.to_string(),
+        };
+        self.pipeline
+            .ingest(
+                self.department(key),
+                source,
+                raw.to_vec(),
+                raw.len() as u64,
+                false,
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn pipe(&self, raw: &[u8]) -> Outcome {
+        self.pipe_to("SUP", raw).await
+    }
+
+    /// Fetched from the support INBOX.
+    async fn imap(&self, uidvalidity: u32, uid: u32, raw: &[u8]) -> Outcome {
+        let source = Source::Imap {
+            department: "SUP".into(),
+            folder: "INBOX".into(),
+            uidvalidity,
+            uid,
+        };
+        self.pipeline
+            .ingest(
+                self.department("SUP"),
+                source,
+                raw.to_vec(),
+                raw.len() as u64,
+                false,
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn ticket(&self, reference: &str) -> Ticket {
+        self.store
+            .ticket_by_ref(reference)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no ticket {reference}"))
+    }
+
+    async fn messages(&self, reference: &str) -> Vec<MessageRecord> {
+        let t = self.ticket(reference).await;
+        self.store.messages(t.ticket_id).await.unwrap()
+    }
+
+    /// The Message-ID of our newest outgoing mail of `kind` on a ticket.
+    async fn our_message_id(&self, reference: &str, kind: &str) -> String {
+        self.messages(reference)
+            .await
+            .into_iter()
+            .rev()
+            .find(|m| m.direction == "out" && m.kind == kind)
+            .and_then(|m| m.internet_message_id)
+            .unwrap_or_else(|| panic!("no {kind} mail on {reference}"))
+    }
+
+    /// Outbox rows waiting to be sent.
+    async fn queued(&self) -> i64 {
+        let counts = self.store.outbox_counts().await.unwrap();
+        counts
+            .iter()
+            .find(|(status, _)| status == "queued")
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Everything due in the outbox, as the sender task would take it.
+    async fn claim(&self) -> Vec<OutboxMail> {
+        self.store
+            .claim_outbox(helpdesk::now_ms(), 60_000, 100)
+            .await
+            .unwrap()
+    }
+
+    fn service(&self) -> Service<'_> {
+        Service {
+            store: &self.store,
+            config: &self.config,
+            secret: SECRET.as_bytes(),
+        }
+    }
+}
+
+fn stored(reference: &str, signal: Signal, acknowledged: bool) -> Outcome {
+    Outcome::Stored {
+        reference: reference.to_string(),
+        signal,
+        acknowledged,
+    }
+}
+
+/// A plain mail as a client writes it; `extra` holds more header lines,
+/// each ending in CRLF.
+fn mail(id: &str, from: &str, to: &str, subject: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+         Date: Mon, 6 Jan 2025 10:00:00 +0000\r\n{extra}MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nHello,\r\nmy printer is on fire.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Threading headers of a reply to `parent`.
+fn replying_to(parent: &str) -> String {
+    format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n")
+}
+
+/// Alice's first mail: SUP-1 on a fresh desk.
+async fn alice_writes(desk: &Desk) -> Outcome {
+    desk.pipe(&mail(
+        "c1@customer.test",
+        &format!("Alice Example <{ALICE}>"),
+        SUPPORT,
+        "Printer on fire",
+        "",
+    ))
+    .await
+}
+
+/// The only queued mail of `kind`, parsed.
+async fn queued_mail(desk: &Desk, kind: &str) -> (OutboxMail, Inbound) {
+    let mut mails: Vec<OutboxMail> = desk
+        .claim()
+        .await
+        .into_iter()
+        .filter(|m| m.kind == kind)
+        .collect();
+    assert_eq!(mails.len(), 1, "{kind} mails queued");
+    let mail = mails.remove(0);
+    let parsed = parse(&mail.data);
+    (mail, parsed)
+}
+
+fn signed_reply_address(reference: &str) -> String {
+    token::address(SUPPORT, &token::make(SECRET.as_bytes(), reference))
+}
+
+/// Mail sent by machines: (From, extra headers).
+const AUTOMATIC: &[(&str, &str)] = &[
+    (ALICE, "Auto-Submitted: auto-replied\r\n"),
+    (ALICE, "Precedence: bulk\r\n"),
+    (ALICE, "List-Id: <news.customer.test>\r\n"),
+    (ALICE, "Return-Path: <>\r\n"),
+    ("MAILER-DAEMON@customer.test", ""),
+    ("noreply@customer.test", ""),
+    (SUPPORT, ""),
+];
+
+// ---------------------------------------------------------------------------
+// New mail and threading
+
+async fn check_new_mail_opens_a_ticket_with_a_signed_acknowledgement(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    assert_eq!(
+        alice_writes(&desk).await,
+        stored("SUP-1", Signal::New, true)
+    );
+
+    let t = desk.ticket("SUP-1").await;
+    assert_eq!(
+        (t.department.as_str(), t.status, t.subject.as_str()),
+        ("SUP", Status::Open, "Printer on fire")
+    );
+    assert_eq!(
+        (t.customer_email.as_str(), t.customer_name.as_deref()),
+        (ALICE, Some("Alice Example"))
+    );
+    let msgs = desk.messages("SUP-1").await;
+    let shape: Vec<(&str, &str, Option<&str>, Option<&str>)> = msgs
+        .iter()
+        .map(|m| {
+            (
+                m.direction.as_str(),
+                m.kind.as_str(),
+                m.thread_signal.as_deref(),
+                m.delivery.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("in", "customer", Some("new"), None),
+            ("out", "auto_reply", None, Some("queued"))
+        ]
+    );
+    assert_eq!(
+        msgs[0].internet_message_id.as_deref(),
+        Some("c1@customer.test")
+    );
+
+    let (ack, parsed) = queued_mail(&desk, "auto_reply").await;
+    assert_eq!(ack.recipients, [ALICE]);
+    assert_eq!(
+        (ack.mail_from.as_str(), ack.department.as_str()),
+        (SUPPORT, "SUP")
+    );
+    assert_eq!(parsed.auto.auto_submitted.as_deref(), Some("auto-replied"));
+    let reply_to = signed_reply_address("SUP-1");
+    assert!(reply_to.starts_with("support+sup-1."), "{reply_to}");
+    assert_eq!(parsed.reply_to[0].email, reply_to);
+    assert_eq!(
+        parsed.subject,
+        "[SUP-1] We received your message: Printer on fire"
+    );
+    assert_eq!(parsed.to[0].email, ALICE);
+    assert_eq!(parsed.in_reply_to, ["c1@customer.test"]);
+    assert_eq!(
+        parsed.message_id.as_deref(),
+        msgs[1].internet_message_id.as_deref()
+    );
+}
+on_both_backends!(check_new_mail_opens_a_ticket_with_a_signed_acknowledgement =>
+    sqlite_new_mail_opens_a_ticket_and_queues_a_signed_acknowledgement,
+    postgres_new_mail_opens_a_ticket_and_queues_a_signed_acknowledgement);
+
+async fn check_reply_to_our_acknowledgement_threads_by_references(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let ack = desk.our_message_id("SUP-1", "auto_reply").await;
+
+    let reply = mail(
+        "c2@customer.test",
+        ALICE,
+        SUPPORT,
+        "Re: Printer on fire",
+        &replying_to(&ack),
+    );
+    assert_eq!(
+        desk.pipe(&reply).await,
+        stored("SUP-1", Signal::References, false)
+    );
+    assert_eq!(desk.queued().await, 1, "no second acknowledgement");
+    assert_eq!(desk.store.counts().await.unwrap().0, 1);
+    let last = desk.messages("SUP-1").await.pop().unwrap();
+    assert_eq!(
+        (
+            last.internet_message_id.as_deref(),
+            last.thread_signal.as_deref()
+        ),
+        (Some("c2@customer.test"), Some("references"))
+    );
+    assert_eq!(last.in_reply_to, Some(ack));
+}
+on_both_backends!(check_reply_to_our_acknowledgement_threads_by_references =>
+    sqlite_reply_to_our_acknowledgement_threads_by_references_without_a_new_acknowledgement,
+    postgres_reply_to_our_acknowledgement_threads_by_references_without_a_new_acknowledgement);
+
+async fn check_subject_tag_from_the_customer(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let tagged = mail(
+        "c2@customer.test",
+        ALICE,
+        SUPPORT,
+        "Re: [sup-1] Printer on fire",
+        "",
+    );
+    assert_eq!(
+        desk.pipe(&tagged).await,
+        stored("SUP-1", Signal::SubjectTag, false)
+    );
+    assert_eq!(desk.queued().await, 1);
+}
+on_both_backends!(check_subject_tag_from_the_customer =>
+    sqlite_subject_tag_from_the_customer_threads_into_the_ticket,
+    postgres_subject_tag_from_the_customer_threads_into_the_ticket);
+
+async fn check_subject_tag_from_a_stranger(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let tagged = mail(
+        "m1@stranger.test",
+        MALLORY,
+        SUPPORT,
+        "Re: [SUP-1] Printer on fire",
+        "",
+    );
+    assert_eq!(desk.pipe(&tagged).await, stored("SUP-2", Signal::New, true));
+    assert_eq!(desk.messages("SUP-1").await.len(), 2, "SUP-1 is untouched");
+    let t = desk.ticket("SUP-2").await;
+    assert_eq!(
+        (t.customer_email.as_str(), t.subject.as_str()),
+        (MALLORY, "Printer on fire")
+    );
+}
+on_both_backends!(check_subject_tag_from_a_stranger =>
+    sqlite_subject_tag_from_a_stranger_opens_a_new_ticket,
+    postgres_subject_tag_from_a_stranger_opens_a_new_ticket);
+
+async fn check_subject_tag_from_a_copied_participant(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let first = mail(
+        "c1@customer.test",
+        ALICE,
+        SUPPORT,
+        "Printer on fire",
+        &format!("Cc: Bob <{BOB}>\r\n"),
+    );
+    assert_eq!(desk.pipe(&first).await, stored("SUP-1", Signal::New, true));
+
+    let from_bob = mail("b1@customer.test", BOB, SUPPORT, "[SUP-1] Same here", "");
+    assert_eq!(
+        desk.pipe(&from_bob).await,
+        stored("SUP-1", Signal::SubjectTag, false)
+    );
+    assert_eq!(desk.store.counts().await.unwrap().0, 1);
+}
+on_both_backends!(check_subject_tag_from_a_copied_participant =>
+    sqlite_subject_tag_from_a_person_the_customer_copied_threads_into_the_ticket,
+    postgres_subject_tag_from_a_person_the_customer_copied_threads_into_the_ticket);
+
+async fn check_signed_reply_address(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let address = signed_reply_address("SUP-1");
+
+    // Only the envelope shows the signed address (Bcc, list expansion).
+    let delivered = mail(
+        "d1@elsewhere.test",
+        "alice.home@elsewhere.test",
+        "team@customer.test",
+        "More details",
+        &format!("Delivered-To: {address}\r\n"),
+    );
+    assert_eq!(
+        desk.pipe(&delivered).await,
+        stored("SUP-1", Signal::ReplyToken, false)
+    );
+    let to_token = mail(
+        "d2@elsewhere.test",
+        "alice.home@elsewhere.test",
+        &address,
+        "Even more details",
+        "",
+    );
+    assert_eq!(
+        desk.pipe(&to_token).await,
+        stored("SUP-1", Signal::ReplyToken, false)
+    );
+    assert_eq!(desk.store.counts().await.unwrap().0, 1);
+    assert_eq!(desk.queued().await, 1);
+}
+on_both_backends!(check_signed_reply_address =>
+    sqlite_mail_to_the_signed_reply_address_threads_by_its_token,
+    postgres_mail_to_the_signed_reply_address_threads_by_its_token);
+
+async fn check_forged_reply_token(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let forged = token::address(
+        SUPPORT,
+        &token::make(b"not-the-secret-of-this-helpdesk", "SUP-1"),
+    );
+    let raw = mail("m1@stranger.test", MALLORY, &forged, "Give me the data", "");
+    assert_eq!(desk.pipe(&raw).await, stored("SUP-2", Signal::New, true));
+    assert_eq!(desk.messages("SUP-1").await.len(), 2, "SUP-1 is untouched");
+}
+on_both_backends!(check_forged_reply_token =>
+    sqlite_forged_reply_token_opens_a_new_ticket,
+    postgres_forged_reply_token_opens_a_new_ticket);
+
+// ---------------------------------------------------------------------------
+// Automatic mail, status changes, limits
+
+async fn check_automatic_mail_is_not_acknowledged(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    for (i, (from, extra)) in AUTOMATIC.iter().enumerate() {
+        let reference = format!("SUP-{}", i + 1);
+        let raw = mail(&format!("auto{i}@x.test"), from, SUPPORT, "Away", extra);
+        assert_eq!(
+            desk.pipe(&raw).await,
+            stored(&reference, Signal::New, false),
+            "From {from}, {extra:?}"
+        );
+        let msgs = desk.messages(&reference).await;
+        assert_eq!(
+            msgs.len(),
+            1,
+            "From {from}, {extra:?}: only the mail itself"
+        );
+        assert_eq!(msgs[0].kind, "auto_reply");
+        assert!(msgs[0].class_reason.is_some(), "From {from}, {extra:?}");
+    }
+    assert!(desk.store.outbox_counts().await.unwrap().is_empty());
+}
+on_both_backends!(check_automatic_mail_is_not_acknowledged =>
+    sqlite_automatic_mail_is_stored_without_acknowledgement,
+    postgres_automatic_mail_is_stored_without_acknowledgement);
+
+async fn check_automatic_mail_keeps_a_pending_ticket_pending(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    desk.service()
+        .reply("SUP-1", AYSE, "Please unplug it.")
+        .await
+        .unwrap();
+    let ours = desk.our_message_id("SUP-1", "staff").await;
+    let queued = desk.queued().await;
+
+    for (i, (from, extra)) in AUTOMATIC.iter().enumerate() {
+        let headers = format!("{}{extra}", replying_to(&ours));
+        let raw = mail(
+            &format!("auto{i}@x.test"),
+            from,
+            SUPPORT,
+            "Re: Printer",
+            &headers,
+        );
+        assert_eq!(
+            desk.pipe(&raw).await,
+            stored("SUP-1", Signal::References, false),
+            "From {from}, {extra:?}"
+        );
+        assert_eq!(
+            desk.ticket("SUP-1").await.status,
+            Status::Pending,
+            "From {from}, {extra:?}"
+        );
+    }
+    assert_eq!(desk.queued().await, queued);
+}
+on_both_backends!(check_automatic_mail_keeps_a_pending_ticket_pending =>
+    sqlite_automatic_mail_leaves_a_pending_ticket_pending,
+    postgres_automatic_mail_leaves_a_pending_ticket_pending);
+
+async fn check_customer_mail_reopens_a_pending_ticket(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    desk.service()
+        .reply("SUP-1", AYSE, "Please unplug it.")
+        .await
+        .unwrap();
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Pending);
+
+    let ours = desk.our_message_id("SUP-1", "staff").await;
+    let answer = mail(
+        "c2@customer.test",
+        ALICE,
+        SUPPORT,
+        "Re: [SUP-1] Printer on fire",
+        &replying_to(&ours),
+    );
+    assert_eq!(
+        desk.pipe(&answer).await,
+        stored("SUP-1", Signal::References, false)
+    );
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Open);
+}
+on_both_backends!(check_customer_mail_reopens_a_pending_ticket =>
+    sqlite_customer_mail_moves_a_pending_ticket_to_open,
+    postgres_customer_mail_moves_a_pending_ticket_to_open);
+
+async fn check_reply_to_a_closed_ticket(backend: Backend) {
+    let desk = Desk::with(backend, "", "reopen_within = \"1s\"").await;
+    alice_writes(&desk).await;
+    let first = desk.ticket("SUP-1").await;
+
+    desk.service().close("SUP-1", Some(AYSE)).await.unwrap();
+    let closure = desk.our_message_id("SUP-1", "closure").await;
+    let soon = mail(
+        "c2@customer.test",
+        ALICE,
+        SUPPORT,
+        "Re: done?",
+        &replying_to(&closure),
+    );
+    assert_eq!(
+        desk.pipe(&soon).await,
+        stored("SUP-1", Signal::References, false)
+    );
+    let reopened = desk.ticket("SUP-1").await;
+    assert_eq!((reopened.status, reopened.closed_at), (Status::Open, None));
+
+    desk.service().close("SUP-1", None).await.unwrap();
+    let closure = desk.our_message_id("SUP-1", "closure").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let late = mail(
+        "c3@customer.test",
+        ALICE,
+        SUPPORT,
+        "Re: again",
+        &replying_to(&closure),
+    );
+    assert_eq!(desk.pipe(&late).await, stored("SUP-2", Signal::New, true));
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Closed);
+    let linked = desk.ticket("SUP-2").await;
+    assert_eq!(linked.status, Status::Open);
+    assert_eq!(linked.linked_ticket_id, Some(first.ticket_id));
+}
+on_both_backends!(check_reply_to_a_closed_ticket =>
+    sqlite_reply_to_a_closed_ticket_reopens_it_within_reopen_within_and_links_a_new_one_after,
+    postgres_reply_to_a_closed_ticket_reopens_it_within_reopen_within_and_links_a_new_one_after);
+
+async fn check_acknowledgements_are_limited_per_hour(backend: Backend) {
+    let desk = Desk::with(backend, "auto_reply_limit_per_hour = 2", "").await;
+    let mut acknowledged = Vec::new();
+    for i in 1..=3 {
+        let raw = mail(
+            &format!("c{i}@customer.test"),
+            ALICE,
+            SUPPORT,
+            &format!("Problem {i}"),
+            "",
+        );
+        match desk.pipe(&raw).await {
+            Outcome::Stored {
+                reference,
+                signal: Signal::New,
+                acknowledged: a,
+            } => {
+                assert_eq!(reference, format!("SUP-{i}"));
+                acknowledged.push(a);
+            }
+            other => panic!("mail {i}: {other:?}"),
+        }
+    }
+    assert_eq!(acknowledged, [true, true, false]);
+    assert_eq!(desk.queued().await, 2);
+
+    let from_bob = mail("b1@customer.test", BOB, SUPPORT, "Problem", "");
+    assert_eq!(
+        desk.pipe(&from_bob).await,
+        stored("SUP-4", Signal::New, true),
+        "the limit is per sender"
+    );
+}
+on_both_backends!(check_acknowledgements_are_limited_per_hour =>
+    sqlite_acknowledgements_are_limited_per_sender_by_auto_reply_limit_per_hour,
+    postgres_acknowledgements_are_limited_per_sender_by_auto_reply_limit_per_hour);
+
+// ---------------------------------------------------------------------------
+// Duplicates and checkpoints
+
+async fn check_same_bytes_under_a_new_uid(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let raw = mail("c1@customer.test", ALICE, SUPPORT, "Printer on fire", "");
+    assert_eq!(
+        desk.imap(7, 1, &raw).await,
+        stored("SUP-1", Signal::New, true)
+    );
+    assert_eq!(
+        desk.store.checkpoint("SUP", "INBOX").await.unwrap(),
+        Some((7, 1))
+    );
+
+    assert_eq!(desk.imap(7, 2, &raw).await, Outcome::Duplicate);
+    assert_eq!(
+        desk.store.checkpoint("SUP", "INBOX").await.unwrap(),
+        Some((7, 2))
+    );
+    // One ticket with the mail and its acknowledgement; both copies kept raw.
+    assert_eq!(desk.store.counts().await.unwrap(), (1, 2, 2));
+    assert_eq!(desk.queued().await, 1);
+}
+on_both_backends!(check_same_bytes_under_a_new_uid =>
+    sqlite_same_bytes_under_a_new_imap_uid_are_a_duplicate_and_advance_the_checkpoint,
+    postgres_same_bytes_under_a_new_imap_uid_are_a_duplicate_and_advance_the_checkpoint);
+
+async fn check_same_bytes_after_uidvalidity_change(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let raw = mail("c1@customer.test", ALICE, SUPPORT, "Printer on fire", "");
+    assert_eq!(
+        desk.imap(7, 5, &raw).await,
+        stored("SUP-1", Signal::New, true)
+    );
+
+    assert_eq!(desk.imap(8, 1, &raw).await, Outcome::Duplicate);
+    assert_eq!(
+        desk.store.checkpoint("SUP", "INBOX").await.unwrap(),
+        Some((8, 1))
+    );
+    let new = mail("c2@customer.test", ALICE, SUPPORT, "Scanner too", "");
+    assert_eq!(
+        desk.imap(8, 2, &new).await,
+        stored("SUP-2", Signal::New, true)
+    );
+    assert_eq!(desk.store.counts().await.unwrap().0, 2);
+}
+on_both_backends!(check_same_bytes_after_uidvalidity_change =>
+    sqlite_same_bytes_after_a_uidvalidity_change_are_a_duplicate,
+    postgres_same_bytes_after_a_uidvalidity_change_are_a_duplicate);
+
+async fn check_same_uid_fetched_again(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let raw = mail("c1@customer.test", ALICE, SUPPORT, "Printer on fire", "");
+    assert_eq!(
+        desk.imap(7, 1, &raw).await,
+        stored("SUP-1", Signal::New, true)
+    );
+
+    // E.g. a second daemon on the same database reading the same mailbox.
+    assert_eq!(desk.imap(7, 1, &raw).await, Outcome::Duplicate);
+    assert_eq!(desk.store.counts().await.unwrap().0, 1, "one ticket");
+    assert_eq!(desk.queued().await, 1, "one acknowledgement");
+}
+on_both_backends!(check_same_uid_fetched_again =>
+    sqlite_same_imap_uid_fetched_again_after_it_was_stored_is_a_duplicate,
+    postgres_same_imap_uid_fetched_again_after_it_was_stored_is_a_duplicate);
+
+async fn check_other_folder_same_uid(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let inbox = mail("c1@customer.test", ALICE, SUPPORT, "Printer on fire", "");
+    assert_eq!(
+        desk.imap(7, 1, &inbox).await,
+        stored("SUP-1", Signal::New, true)
+    );
+
+    // After `folder` is changed in the config: UIDs restart at 1, and
+    // servers may reuse a UIDVALIDITY across folders.
+    let archive = mail("c2@customer.test", BOB, SUPPORT, "Scanner jammed", "");
+    let source = Source::Imap {
+        department: "SUP".into(),
+        folder: "Archive".into(),
+        uidvalidity: 7,
+        uid: 1,
+    };
+    let outcome = desk
+        .pipeline
+        .ingest(
+            desk.department("SUP"),
+            source,
+            archive.clone(),
+            archive.len() as u64,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, stored("SUP-2", Signal::New, true));
+    for (reference, raw) in [("SUP-1", &inbox), ("SUP-2", &archive)] {
+        let m = &desk.messages(reference).await[0];
+        let kept = desk.store.raw_message(m.raw_message_id.unwrap()).await;
+        assert_eq!(
+            String::from_utf8_lossy(&kept.unwrap().unwrap_or_default()),
+            String::from_utf8_lossy(raw),
+            "the raw bytes of {reference} are its own mail"
+        );
+    }
+}
+on_both_backends!(check_other_folder_same_uid =>
+    sqlite_mail_from_another_folder_with_the_same_uidvalidity_and_uid_keeps_its_own_raw_bytes,
+    postgres_mail_from_another_folder_with_the_same_uidvalidity_and_uid_keeps_its_own_raw_bytes);
+
+async fn check_same_mail_piped_twice(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let raw = mail("c1@customer.test", ALICE, SUPPORT, "Printer on fire", "");
+    assert_eq!(desk.pipe(&raw).await, stored("SUP-1", Signal::New, true));
+    assert_eq!(desk.pipe(&raw).await, Outcome::Duplicate, "an MTA retry");
+    assert_eq!(desk.store.counts().await.unwrap(), (1, 2, 2));
+    assert_eq!(desk.store.checkpoint("SUP", "INBOX").await.unwrap(), None);
+}
+on_both_backends!(check_same_mail_piped_twice =>
+    sqlite_same_mail_piped_twice_is_a_duplicate,
+    postgres_same_mail_piped_twice_is_a_duplicate);
+
+// ---------------------------------------------------------------------------
+// Unusual mail
+
+async fn check_unreadable_mail_is_kept(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    for (reference, raw) in [("SUP-1", &b"just text\n"[..]), ("SUP-2", &b""[..])] {
+        assert_eq!(
+            desk.pipe(raw).await,
+            stored(reference, Signal::New, false),
+            "nobody to acknowledge"
+        );
+        let msgs = desk.messages(reference).await;
+        assert_eq!(msgs.len(), 1);
+        let problems = msgs[0].problems.as_deref().unwrap_or("");
+        assert!(!problems.is_empty(), "{reference}: no problems noted");
+        let raw_id = msgs[0].raw_message_id.expect("linked to its raw bytes");
+        assert_eq!(
+            desk.store.raw_message(raw_id).await.unwrap().as_deref(),
+            Some(raw)
+        );
+    }
+    let text = &desk.messages("SUP-1").await[0].body_text;
+    assert!(text.contains("just text"), "{text:?}");
+}
+on_both_backends!(check_unreadable_mail_is_kept =>
+    sqlite_mail_without_headers_and_empty_mail_are_stored_with_problems_and_raw_bytes,
+    postgres_mail_without_headers_and_empty_mail_are_stored_with_problems_and_raw_bytes);
+
+async fn check_truncated_mail(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let headers = format!(
+        "From: {ALICE}\r\nTo: {SUPPORT}\r\nSubject: Huge scan\r\nMessage-ID: <big@customer.test>\r\n\r\n"
+    );
+    let size = 50 * 1024 * 1024;
+    let outcome = desk
+        .pipeline
+        .ingest(
+            desk.department("SUP"),
+            Source::Pipe {
+                department: "SUP".into(),
+            },
+            headers.clone().into_bytes(),
+            size,
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, stored("SUP-1", Signal::New, true));
+    let m = &desk.messages("SUP-1").await[0];
+    let problems = m.problems.as_deref().unwrap_or("");
+    assert!(problems.contains("max_message_size"), "{problems:?}");
+    assert!(problems.contains(&size.to_string()), "{problems:?}");
+    assert_eq!(m.subject, "Huge scan");
+    assert_eq!(
+        desk.store
+            .raw_message(m.raw_message_id.unwrap())
+            .await
+            .unwrap(),
+        Some(headers.into_bytes())
+    );
+}
+on_both_backends!(check_truncated_mail =>
+    sqlite_truncated_oversize_mail_notes_max_message_size_in_its_problems,
+    postgres_truncated_oversize_mail_notes_max_message_size_in_its_problems);
+
+async fn check_attachments_are_stored(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let raw = format!(
+        "From: {ALICE}\r\nTo: {SUPPORT}\r\nSubject: Scan\r\nMessage-ID: <a1@customer.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nsee the scan\r\n\
+         --B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--B--\r\n"
+    );
+    assert_eq!(
+        desk.pipe(raw.as_bytes()).await,
+        stored("SUP-1", Signal::New, true)
+    );
+    let m = &desk.messages("SUP-1").await[0];
+    assert_eq!(m.body_text.trim(), "see the scan");
+    let atts: Vec<(Option<&str>, &str, i64)> = m
+        .attachments
+        .iter()
+        .map(|a| (a.filename.as_deref(), a.content_type.as_str(), a.size))
+        .collect();
+    assert_eq!(atts, [(Some("scan.pdf"), "application/pdf", 9)]);
+}
+on_both_backends!(check_attachments_are_stored =>
+    sqlite_attachments_of_inbound_mail_are_stored_with_the_message,
+    postgres_attachments_of_inbound_mail_are_stored_with_the_message);
+
+// ---------------------------------------------------------------------------
+// Staff actions
+
+async fn check_staff_reply(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let first = mail(
+        "c1@customer.test",
+        ALICE,
+        SUPPORT,
+        "Printer on fire",
+        &format!("Cc: {BOB}\r\n"),
+    );
+    desk.pipe(&first).await;
+    desk.service()
+        .reply("sup-1", "Ayse@Example.com", "Please unplug it.\n\n")
+        .await
+        .unwrap();
+
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Pending);
+    let last = desk.messages("SUP-1").await.pop().unwrap();
+    assert_eq!(
+        (
+            last.direction.as_str(),
+            last.kind.as_str(),
+            last.author.as_deref()
+        ),
+        ("out", "staff", Some(AYSE))
+    );
+    assert_eq!(last.delivery.as_deref(), Some("queued"));
+
+    let (queued, parsed) = queued_mail(&desk, "staff").await;
+    assert_eq!(queued.recipients, [ALICE, BOB]);
+    assert_eq!(parsed.auto.auto_submitted, None, "a person wrote it");
+    assert_eq!(parsed.subject, "Re: [SUP-1] Printer on fire");
+    assert_eq!(parsed.in_reply_to, ["c1@customer.test"]);
+    assert_eq!(parsed.reply_to[0].email, signed_reply_address("SUP-1"));
+    assert_eq!(
+        parsed.text.replace("\r\n", "\n").trim_end(),
+        "Please unplug it."
+    );
+}
+on_both_backends!(check_staff_reply =>
+    sqlite_staff_reply_sets_pending_and_queues_a_personal_mail_to_customer_and_copied_people,
+    postgres_staff_reply_sets_pending_and_queues_a_personal_mail_to_customer_and_copied_people);
+
+async fn check_close(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    desk.service().close("SUP-1", Some(AYSE)).await.unwrap();
+
+    let t = desk.ticket("SUP-1").await;
+    assert_eq!(t.status, Status::Closed);
+    assert!(t.closed_at.is_some());
+    let last = desk.messages("SUP-1").await.pop().unwrap();
+    assert_eq!(
+        (
+            last.kind.as_str(),
+            last.author.as_deref(),
+            last.delivery.as_deref()
+        ),
+        ("closure", Some(AYSE), Some("queued"))
+    );
+    let (queued, parsed) = queued_mail(&desk, "closure").await;
+    assert_eq!(queued.recipients, [ALICE]);
+    assert_eq!(
+        parsed.auto.auto_submitted.as_deref(),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        parsed.subject,
+        "[SUP-1] Your request has been resolved: Printer on fire"
+    );
+    assert_eq!(parsed.in_reply_to, ["c1@customer.test"]);
+
+    let again = desk.service().close("SUP-1", None).await.unwrap_err();
+    assert!(
+        matches!(again, ServiceError::AlreadyInState(ref r, "closed") if r == "SUP-1"),
+        "{again}"
+    );
+}
+on_both_backends!(check_close =>
+    sqlite_close_sets_closed_and_queues_an_auto_generated_closure_mail,
+    postgres_close_sets_closed_and_queues_an_auto_generated_closure_mail);
+
+async fn check_note(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let before = desk.store.outbox_counts().await.unwrap();
+    desk.service()
+        .note("SUP-1", AYSE, "Customer called: it is a toaster.")
+        .await
+        .unwrap();
+
+    assert_eq!(desk.store.outbox_counts().await.unwrap(), before);
+    let last = desk.messages("SUP-1").await.pop().unwrap();
+    assert_eq!(
+        (
+            last.kind.as_str(),
+            last.author.as_deref(),
+            last.delivery.as_deref()
+        ),
+        ("note", Some(AYSE), None)
+    );
+    assert_eq!(last.body_text, "Customer called: it is a toaster.");
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Open);
+}
+on_both_backends!(check_note =>
+    sqlite_note_is_stored_and_never_enters_the_outbox,
+    postgres_note_is_stored_and_never_enters_the_outbox);
+
+async fn check_assign(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let err = desk.service().assign("SUP-1", MEHMET).await.unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::NotInDepartment { staff, department }
+            if staff == MEHMET && department == "SUP"),
+        "{err}"
+    );
+    assert_eq!(desk.ticket("SUP-1").await.assignee, None);
+
+    desk.service()
+        .assign("SUP-1", "AYSE@example.com")
+        .await
+        .unwrap();
+    assert_eq!(desk.ticket("SUP-1").await.assignee.as_deref(), Some(AYSE));
+
+    let sales = mail("s1@customer.test", ALICE, "sales@example.com", "Quote", "");
+    assert_eq!(
+        desk.pipe_to("SAL", &sales).await,
+        stored("SAL-1", Signal::New, true)
+    );
+    desk.service().assign("SAL-1", MEHMET).await.unwrap();
+    assert_eq!(desk.ticket("SAL-1").await.assignee.as_deref(), Some(MEHMET));
+}
+on_both_backends!(check_assign =>
+    sqlite_assign_only_accepts_staff_of_the_tickets_department,
+    postgres_assign_only_accepts_staff_of_the_tickets_department);
+
+async fn check_reply_from_unknown_address(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let err = desk
+        .service()
+        .reply("SUP-1", "eve@example.com", "Send me your password.")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::NotStaff(who) if who == "eve@example.com"),
+        "{err}"
+    );
+    assert_eq!(desk.queued().await, 1, "only the acknowledgement");
+    assert_eq!(desk.messages("SUP-1").await.len(), 2);
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Open);
+}
+on_both_backends!(check_reply_from_unknown_address =>
+    sqlite_reply_from_an_unknown_address_is_refused_as_not_staff,
+    postgres_reply_from_an_unknown_address_is_refused_as_not_staff);
