@@ -175,14 +175,14 @@ async fn run(backend: Backend, n: usize, latency_mails: usize, rate: usize) {
     let start = Instant::now();
     let daemon = Daemon::start(&config);
     let pid = daemon.child.id();
-    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
     loop {
-        // Committed: the ticket transaction marks the raw mail stored.
-        let done: i64 = sqlx::query("select count(*) from raw_message where state <> 'received'")
-            .fetch_one(&pool)
+        // The checkpoint moves in the transaction that commits a mail's
+        // ticket change; LMTP gave the bulk UIDs 1..=n.
+        let done = store
+            .checkpoint("SUP", "INBOX")
             .await
             .unwrap()
-            .get(0);
+            .map_or(0, |(_, uid)| uid);
         if done as usize >= n {
             break;
         }
@@ -191,7 +191,7 @@ async fn run(backend: Backend, n: usize, latency_mails: usize, rate: usize) {
             "stalled:\n{}",
             daemon.log()
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = start.elapsed();
     let (tickets, messages, _) = store.counts().await.unwrap();

@@ -278,12 +278,7 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
                 .with_context(|| format!("no ticket {}", reference.to_ascii_uppercase()))?;
             let messages = store.messages(ticket.ticket_id).await?;
             let linked = match ticket.linked_ticket_id {
-                Some(id) => store
-                    .list_tickets(&TicketFilter::default())
-                    .await?
-                    .into_iter()
-                    .find(|t| t.ticket_id == id)
-                    .map(|t| t.reference),
+                Some(id) => store.ticket_by_id(id).await?.map(|t| t.reference),
                 None => None,
             };
             if json {

@@ -13,7 +13,8 @@
 //! address; a `[KEY-n]` subject tag from the ticket's customer or a
 //! participant; otherwise a new ticket.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -83,6 +84,9 @@ pub struct Pipeline {
     config: Arc<Config>,
     secret: Vec<u8>,
     outbox_wakeup: Arc<Notify>,
+    /// Raw messages whose processing failed with an error (not a crash)
+    /// in this process: retrying them is not counted as a parse attempt.
+    failed_here: Mutex<HashSet<i64>>,
 }
 
 impl Pipeline {
@@ -97,6 +101,7 @@ impl Pipeline {
             config,
             secret,
             outbox_wakeup,
+            failed_here: Mutex::new(HashSet::new()),
         }
     }
 
@@ -128,7 +133,17 @@ impl Pipeline {
         truncated: bool,
     ) -> anyhow::Result<Outcome> {
         let now = crate::now_ms();
-        let sha256 = hex::encode(Sha256::digest(&raw));
+        let (raw, sha256) = if raw.len() > 1 << 20 {
+            tokio::task::spawn_blocking(move || {
+                let sha = hex::encode(Sha256::digest(&raw));
+                (raw, sha)
+            })
+            .await
+            .context("hashing the message")?
+        } else {
+            let sha = hex::encode(Sha256::digest(&raw));
+            (raw, sha)
+        };
         let raw_source = match &source {
             Source::Imap {
                 department,
@@ -157,53 +172,53 @@ impl Pipeline {
             .store_raw(&raw_source, &sha256, size as i64, &raw, truncated, now)
             .await
             .context("storing the raw message")?;
-        let (raw_id, attempts) = (stored.raw_message_id, stored.attempts);
+        let raw_id = stored.raw_message_id;
         if stored.already_stored {
-            // Fetched again (another reader, a lost checkpoint): only move
-            // the checkpoint on.
-            if let Source::Imap {
-                department,
-                folder,
-                uidvalidity,
-                uid,
-            } = &source
-            {
-                tx.set_checkpoint(
-                    department,
-                    folder,
-                    i64::from(*uidvalidity),
-                    i64::from(*uid),
-                    now,
-                )
-                .await?;
-            }
+            // Fetched or piped again (another reader, a lost checkpoint, an
+            // MTA retry): only move the checkpoint on.
+            self.advance(&mut tx, &source, now).await?;
             tx.commit().await?;
             info!(mailbox = %department.key, raw_message_id = raw_id, "mail already stored; skipped");
             return Ok(Outcome::Duplicate);
         }
+        // An earlier attempt that ended in an error in this process is not
+        // counted; one that ended the process (a crash) is.
+        let failed_here = self
+            .failed_here
+            .lock()
+            .map(|f| f.contains(&raw_id))
+            .unwrap_or(false);
+        let attempts = if stored.fresh || failed_here {
+            stored.attempts
+        } else {
+            tx.count_attempt(raw_id).await?
+        };
         tx.commit().await?;
 
         // 2. Parse.
+        let raw_len = raw.len();
         let mut mail = if attempts > MAX_PARSE_ATTEMPTS {
-            warn!(
-                raw_message_id = raw_id,
-                attempts, "mail failed to be processed before; storing it unparsed"
-            );
+            warn!(mailbox = %department.key, raw_message_id = raw_id, attempts, "mail crashed the daemon before; storing it unparsed");
             Inbound {
-                text: String::from_utf8_lossy(&raw[..raw.len().min(1 << 20)]).into_owned(),
+                text: parse::clean_text(
+                    &String::from_utf8_lossy(&raw[..raw_len.min(1 << 20)]),
+                    usize::MAX,
+                ),
                 problems: vec![format!(
                     "processing failed {} times; stored without parsing",
                     attempts - 1
                 )],
                 ..Inbound::default()
             }
-        } else {
+        } else if raw_len > 256 * 1024 {
             tokio::task::spawn_blocking(move || parse::parse(&raw))
                 .await
                 .unwrap_or_else(|_| Inbound {
                     problems: vec!["the parser crashed on this mail".into()],
                     ..Inbound::default()
                 })
+        } else {
+            parse::parse(&raw)
         };
         if truncated {
             mail.problems.push(format!(
@@ -213,35 +228,29 @@ impl Pipeline {
         }
 
         // 3. One transaction for everything else.
-        let mut tx = self.store.begin().await?;
-        let outcome = if tx
-            .is_duplicate(&sha256, mail.message_id.as_deref(), raw_id)
-            .await?
-        {
-            tx.set_raw_state(raw_id, "duplicate").await?;
-            Outcome::Duplicate
-        } else {
-            let outcome = self.apply(&mut tx, department, raw_id, &mail, now).await?;
-            tx.set_raw_state(raw_id, "stored").await?;
-            outcome
-        };
-        if let Source::Imap {
-            department,
-            folder,
-            uidvalidity,
-            uid,
-        } = &source
-        {
-            tx.set_checkpoint(
+        let result = self
+            .finish(
                 department,
-                folder,
-                i64::from(*uidvalidity),
-                i64::from(*uid),
+                &source,
+                raw_id,
+                &sha256,
+                raw_len == 0 || truncated,
+                &mail,
                 now,
             )
-            .await?;
+            .await;
+        if let Ok(mut failed) = self.failed_here.lock() {
+            match &result {
+                Ok(_) => failed.remove(&raw_id),
+                Err(_) => failed.insert(raw_id),
+            };
         }
-        tx.commit().await?;
+        let outcome = result.with_context(|| {
+            format!(
+                "storing mail {} (raw message {raw_id})",
+                mail.message_id.as_deref().unwrap_or("without Message-ID")
+            )
+        })?;
 
         let uid = match &source {
             Source::Imap { uid, .. } => Some(*uid),
@@ -274,6 +283,61 @@ impl Pipeline {
                 "duplicate mail skipped"
             ),
         }
+        Ok(outcome)
+    }
+
+    async fn advance(&self, tx: &mut Tx, source: &Source, now: i64) -> anyhow::Result<()> {
+        if let Source::Imap {
+            department,
+            folder,
+            uidvalidity,
+            uid,
+        } = source
+        {
+            tx.set_checkpoint(
+                department,
+                folder,
+                i64::from(*uidvalidity),
+                i64::from(*uid),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Step 3: duplicate check, the ticket change, the checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        department: &Department,
+        source: &Source,
+        raw_id: i64,
+        sha256: &str,
+        partial: bool,
+        mail: &Inbound,
+        now: i64,
+    ) -> anyhow::Result<Outcome> {
+        let mut tx = self.store.begin().await?;
+        // Empty or truncated raw bytes say nothing about identity.
+        let duplicate = !partial
+            && tx
+                .is_duplicate(&department.key, sha256, mail.message_id.as_deref(), raw_id)
+                .await?;
+        if !tx
+            .claim_raw(raw_id, if duplicate { "duplicate" } else { "stored" })
+            .await?
+        {
+            // Another daemon stored this mail meanwhile.
+            return Ok(Outcome::Duplicate);
+        }
+        let outcome = if duplicate {
+            Outcome::Duplicate
+        } else {
+            self.apply(&mut tx, department, raw_id, mail, now).await?
+        };
+        self.advance(&mut tx, source, now).await?;
+        tx.commit().await?;
         Ok(outcome)
     }
 
@@ -342,7 +406,9 @@ impl Pipeline {
         };
 
         // People the customer copied may later write with the subject tag.
-        if automatic.is_none() && sender == ticket.customer_email {
+        // Not from mail threaded by its tag alone: a forged From with a
+        // guessed tag must not subscribe a stranger to the staff's replies.
+        if automatic.is_none() && sender == ticket.customer_email && signal != Signal::SubjectTag {
             for m in mail.to.iter().chain(mail.cc.iter()) {
                 if m.email != ticket.customer_email
                     && !ours.iter().any(|o| classify::same_mailbox(o, &m.email))

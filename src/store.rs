@@ -212,8 +212,10 @@ pub struct StoredRaw {
     pub raw_message_id: i64,
     /// Times this mail was received without being stored.
     pub attempts: i64,
-    /// The same IMAP message was stored before (fetched again).
+    /// The same mail was stored before (fetched or piped again).
     pub already_stored: bool,
+    /// Inserted just now (not seen before).
+    pub fresh: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -325,6 +327,15 @@ impl Store {
         let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ref = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(reference.to_ascii_uppercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
+    }
+
+    pub async fn ticket_by_id(&self, ticket_id: i64) -> anyhow::Result<Option<Ticket>> {
+        let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ticket_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ticket_id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
@@ -596,10 +607,12 @@ impl Tx {
 
     // -- raw mail --------------------------------------------------------
 
-    /// Stores raw bytes (before parsing). IMAP mail is keyed by department,
-    /// folder, UIDVALIDITY and UID: seen before but never stored (a crash in
-    /// between) it counts another attempt; already stored (fetched again)
-    /// it is reported as such and nothing is written.
+    /// Stores raw bytes (before parsing) unless this mail was received
+    /// before: IMAP mail is recognised by department, folder, UIDVALIDITY
+    /// and UID, piped mail by department and SHA-256. A mail received but
+    /// never stored (a crash, an error) is returned with its attempts so
+    /// far; one already stored is reported as such. Nothing is counted
+    /// here: see `count_attempt`.
     pub async fn store_raw(
         &mut self,
         source: &RawSource<'_>,
@@ -609,40 +622,45 @@ impl Tx {
         truncated: bool,
         now: i64,
     ) -> anyhow::Result<StoredRaw> {
-        if let (Some(v), Some(uid)) = (source.uidvalidity, source.uid) {
-            let existing = sqlx::query(
-                "select raw_message_id, attempts, state from raw_message \
-                 where department = $1 and folder = $2 and uidvalidity = $3 and uid = $4",
-            )
-            .bind(source.department)
-            .bind(source.folder)
-            .bind(v)
-            .bind(uid)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-            if let Some(r) = existing {
-                let raw_message_id: i64 = r.try_get(0)?;
-                let mut attempts: i64 = r.try_get(1)?;
-                let state: String = r.try_get(2)?;
-                if state == "received" {
-                    attempts += 1;
-                    sqlx::query("update raw_message set attempts = $2 where raw_message_id = $1")
-                        .bind(raw_message_id)
-                        .bind(attempts)
-                        .execute(&mut *self.tx)
-                        .await?;
-                }
-                return Ok(StoredRaw {
-                    raw_message_id,
-                    attempts,
-                    already_stored: state != "received",
-                });
+        let existing = match (source.uidvalidity, source.uid) {
+            (Some(v), Some(uid)) => {
+                sqlx::query(
+                    "select raw_message_id, attempts, state from raw_message \
+                     where department = $1 and folder = $2 and uidvalidity = $3 and uid = $4",
+                )
+                .bind(source.department)
+                .bind(source.folder)
+                .bind(v)
+                .bind(uid)
+                .fetch_optional(&mut *self.tx)
+                .await?
             }
+            _ => {
+                sqlx::query(
+                    "select raw_message_id, attempts, state from raw_message \
+                     where department = $1 and sha256 = $2 and source = $3 and uid is null \
+                     order by raw_message_id desc limit 1",
+                )
+                .bind(source.department)
+                .bind(sha256)
+                .bind(source.source)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+        };
+        if let Some(r) = existing {
+            let state: String = r.try_get(2)?;
+            return Ok(StoredRaw {
+                raw_message_id: r.try_get(0)?,
+                attempts: r.try_get(1)?,
+                already_stored: state != "received",
+                fresh: false,
+            });
         }
         let r = sqlx::query(
-            "insert into raw_message (source, department, folder, uidvalidity, uid, sha256, size, data, \
-                                      truncated, attempts, state, received_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 'received', $10) \
+            "insert into raw_message (source, department, folder, uidvalidity, uid, sha256, size, \
+                                      truncated, attempts, state, received_at, data) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, 1, 'received', $9, $10) \
              returning raw_message_id",
         )
         .bind(source.source)
@@ -652,48 +670,81 @@ impl Tx {
         .bind(source.uid)
         .bind(sha256)
         .bind(size)
-        .bind(data)
         .bind(i64::from(truncated))
         .bind(now)
+        .bind(data)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(StoredRaw {
             raw_message_id: r.try_get(0)?,
             attempts: 1,
             already_stored: false,
+            fresh: true,
         })
     }
 
-    pub async fn set_raw_state(&mut self, raw_message_id: i64, state: &str) -> anyhow::Result<()> {
-        sqlx::query("update raw_message set state = $2 where raw_message_id = $1")
+    /// Counts one more attempt at processing a received mail.
+    pub async fn count_attempt(&mut self, raw_message_id: i64) -> anyhow::Result<i64> {
+        let r = sqlx::query(
+            "update raw_message set attempts = attempts + 1 where raw_message_id = $1 returning attempts",
+        )
+        .bind(raw_message_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+
+    /// Moves a received mail to `stored` or `duplicate`; `false` when it is
+    /// no longer `received` (another daemon got there first). On PostgreSQL
+    /// the row stays locked until commit, which serialises two daemons
+    /// working on the same mail. A duplicate's bytes are dropped: the
+    /// original holds them.
+    pub async fn claim_raw(&mut self, raw_message_id: i64, state: &str) -> anyhow::Result<bool> {
+        let done = if state == "duplicate" {
+            sqlx::query(
+                "update raw_message set state = 'duplicate', data = $2 \
+                 where raw_message_id = $1 and state = 'received'",
+            )
             .bind(raw_message_id)
-            .bind(state)
+            .bind(Vec::<u8>::new())
             .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+            .await?
+        } else {
+            sqlx::query("update raw_message set state = $2 where raw_message_id = $1 and state = 'received'")
+                .bind(raw_message_id)
+                .bind(state)
+                .execute(&mut *self.tx)
+                .await?
+        };
+        Ok(done.rows_affected() == 1)
     }
 
     /// Whether the same bytes with the same Message-ID were stored before
-    /// (the same mail seen again after a UIDVALIDITY change or an MTA retry).
+    /// in this department (the same mail seen again after a UIDVALIDITY
+    /// change, a second copy in the mailbox, an MTA retry).
     pub async fn is_duplicate(
         &mut self,
+        department: &str,
         sha256: &str,
         internet_message_id: Option<&str>,
         except_raw: i64,
     ) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "select count(*) from raw_message r join message m on m.raw_message_id = r.raw_message_id \
-             where r.sha256 = $1 and r.state = 'stored' and r.raw_message_id <> $3 \
-               and coalesce(m.internet_message_id, '') = $2",
+             where r.sha256 = $1 and r.department = $4 and r.state = 'stored' \
+               and r.raw_message_id <> $3 and coalesce(m.internet_message_id, '') = $2",
         )
         .bind(sha256)
         .bind(internet_message_id.unwrap_or(""))
         .bind(except_raw)
+        .bind(department)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(r.try_get::<i64, _>(0)? > 0)
     }
 
+    /// Advances a mailbox checkpoint; it never moves back within one
+    /// UIDVALIDITY (a slower reader cannot undo a faster one's progress).
     pub async fn set_checkpoint(
         &mut self,
         department: &str,
@@ -705,7 +756,11 @@ impl Tx {
         sqlx::query(
             "insert into mailbox_checkpoint (department, folder, uidvalidity, last_uid, updated_at) \
              values ($1, $2, $3, $4, $5) \
-             on conflict (department, folder) do update set uidvalidity = $3, last_uid = $4, updated_at = $5",
+             on conflict (department, folder) do update set \
+               last_uid = case when mailbox_checkpoint.uidvalidity = $3 \
+                                and mailbox_checkpoint.last_uid > $4 \
+                               then mailbox_checkpoint.last_uid else $4 end, \
+               uidvalidity = $3, updated_at = $5",
         )
         .bind(department)
         .bind(folder)

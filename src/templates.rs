@@ -129,11 +129,37 @@ fn check_placeholders(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One pass, so a value that itself contains `{...}` (a customer's
+/// subject) is never expanded again.
 fn fill(s: &str, v: &Values<'_>) -> String {
-    s.replace("{ref}", v.reference)
-        .replace("{subject}", v.subject)
-        .replace("{department}", v.department)
-        .replace("{customer_name}", v.customer_name)
+    let mut out = String::with_capacity(s.len() + 64);
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let v = match &after[..close] {
+                "ref" => v.reference,
+                "subject" => v.subject,
+                "department" => v.department,
+                "customer_name" => v.customer_name,
+                _ => return None,
+            };
+            Some((v, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -166,6 +192,19 @@ mod tests {
         );
         assert!(Template::parse("Hello\n\nbody").is_err());
         assert!(Template::parse("Subject: x").is_err());
+    }
+
+    #[test]
+    fn values_are_never_expanded_twice() {
+        let t = Template::parse("Subject: {subject}\n\nHi {customer_name}, {ref}\n").unwrap();
+        let (s, b) = t.render(&Values {
+            reference: "SUP-1",
+            subject: "{customer_name} {ref}",
+            department: "D",
+            customer_name: "{subject}",
+        });
+        assert_eq!(s, "{customer_name} {ref}");
+        assert_eq!(b, "Hi {subject}, SUP-1\n");
     }
 
     #[test]

@@ -42,11 +42,13 @@ create table raw_message (
     uid            integer,
     sha256         text not null,
     size           integer not null,       -- size on the server
-    data           blob not null,          -- headers only when truncated
     truncated      integer not null default 0,
     attempts       integer not null default 1,
     state          text not null check (state in ('received', 'stored', 'duplicate')),
-    received_at    integer not null
+    received_at    integer not null,
+    -- Large values last: SQLite keeps the columns after a large value on
+    -- overflow pages, which every read of them would then walk.
+    data           blob not null          -- headers only when truncated
 );
 create unique index raw_message_imap on raw_message (department, folder, uidvalidity, uid);
 create index raw_message_sha256 on raw_message (sha256);
@@ -68,12 +70,13 @@ create table message (
     internet_message_id text,
     in_reply_to         text,
     references_list     text,
-    body_text           text not null default '',
     problems            text,
-    created_at          integer not null
+    created_at          integer not null,
+    body_text           text not null default ''    -- large values last
 );
 create index message_internet_message_id on message (internet_message_id);
 create index message_ticket on message (ticket_id, message_id);
+create index message_raw_message on message (raw_message_id);
 
 create table attachment (
     attachment_id integer primary key autoincrement,
@@ -95,14 +98,14 @@ create table outbox (
     kind            text not null,
     mail_from       text not null,
     recipients      text not null,
-    data            blob not null,
     status          text not null check (status in ('queued', 'sent', 'failed')),
     attempts        integer not null default 0,
     next_attempt_at integer not null,
     lease_until     integer,
     last_error      text,
     created_at      integer not null,
-    sent_at         integer
+    sent_at         integer,
+    data            blob not null         -- large values last (see raw_message)
 );
 create index outbox_due on outbox (status, next_attempt_at);
 create index outbox_recipient on outbox (recipients, kind, created_at);

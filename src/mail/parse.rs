@@ -18,6 +18,13 @@ use super::thread::normalize_message_id;
 const FALLBACK_CHARSET: &str = "windows-1252";
 /// Text kept from a mail whose structure could not be read at all.
 const MAX_FALLBACK_TEXT: usize = 1024 * 1024;
+/// Longest subject kept (folded subjects may exceed one line, but
+/// thousands of characters are an attack, not a subject).
+const MAX_SUBJECT: usize = 2000;
+/// Longest single header-derived value (a line is at most 998 bytes), and
+/// the most Message-IDs kept from `References`.
+const MAX_VALUE: usize = 998;
+const MAX_REFERENCES: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
@@ -71,8 +78,63 @@ pub struct Inbound {
 /// Reads a mail; see the module contract.
 pub fn parse(raw: &[u8]) -> Inbound {
     match catch_unwind(AssertUnwindSafe(|| parse_inner(raw))) {
-        Ok(inbound) => inbound,
-        Err(_) => unreadable(raw, "the MIME parser failed on this mail"),
+        Ok(inbound) => inbound.sanitized(),
+        Err(_) => unreadable(raw, "the MIME parser failed on this mail").sanitized(),
+    }
+}
+
+/// Text safe to store anywhere: NUL (which PostgreSQL refuses in text)
+/// becomes U+FFFD, and the value is cut at `max` bytes on a char boundary.
+pub fn clean_text(s: &str, max: usize) -> String {
+    let mut s = if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s.to_string()
+    };
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+impl Inbound {
+    /// Every field made storable (see `clean_text`) and bounded.
+    fn sanitized(mut self) -> Inbound {
+        let value = |s: &mut String| *s = clean_text(s, MAX_VALUE);
+        let mailbox = |m: &mut Mailbox| {
+            m.email = clean_text(&m.email, 320);
+            if let Some(n) = &mut m.name {
+                *n = clean_text(n, MAX_VALUE);
+            }
+        };
+        if let Some(id) = &mut self.message_id {
+            value(id);
+        }
+        self.in_reply_to.truncate(MAX_REFERENCES);
+        self.in_reply_to.iter_mut().for_each(value);
+        let skip = self.references.len().saturating_sub(MAX_REFERENCES);
+        self.references.drain(..skip);
+        self.references.iter_mut().for_each(value);
+        self.from.iter_mut().for_each(mailbox);
+        for list in [&mut self.reply_to, &mut self.to, &mut self.cc] {
+            list.truncate(1000);
+            list.iter_mut().for_each(mailbox);
+        }
+        self.delivered_to.truncate(100);
+        self.delivered_to.iter_mut().for_each(value);
+        self.subject = clean_text(&self.subject, MAX_SUBJECT);
+        self.text = clean_text(&self.text, usize::MAX);
+        for a in &mut self.attachments {
+            if let Some(f) = &mut a.filename {
+                *f = clean_text(f, 255);
+            }
+            a.content_type = clean_text(&a.content_type, 255);
+        }
+        self
     }
 }
 
@@ -366,6 +428,25 @@ In-Reply-To: <p@x>\r\nReferences: <a@x> <p@x>\r\nDelivered-To: support+tok@examp
         assert_eq!(m.delivered_to, vec!["support+tok@example.com"]);
         assert_eq!(m.text.trim(), "Hello");
         assert!(m.problems.is_empty(), "{:?}", m.problems);
+    }
+
+    #[test]
+    fn nul_bytes_and_huge_headers_become_storable() {
+        let long = "x".repeat(100_000);
+        let raw = format!(
+            "From: a\0b <a@x.org>\r\nSubject: S\0{long}\r\nMessage-ID: <{long}@x>\r\n\r\nbody\0end\r\n"
+        );
+        let m = parse(raw.as_bytes());
+        assert!(
+            !m.subject.contains('\0') && m.subject.len() <= MAX_SUBJECT,
+            "{}",
+            m.subject.len()
+        );
+        assert!(m.message_id.unwrap().len() <= MAX_VALUE);
+        assert_eq!(m.text.trim_end(), "body\u{FFFD}end");
+        assert!(!m.from.unwrap().name.unwrap_or_default().contains('\0'));
+        let m = parse(b"\0\0 no header\n");
+        assert!(!m.text.contains('\0'));
     }
 
     #[test]

@@ -86,7 +86,12 @@ pub fn subject_tags(subject: &str, keys: &[&str]) -> Vec<Tag> {
     let mut rest = subject;
     while let Some(open) = rest.find('[') {
         rest = &rest[open + 1..];
-        let Some(close) = rest.find(']') else { break };
+        // A tag is short: look for its `]` nearby only (linear time on
+        // hostile subjects full of `[`).
+        let window = &rest.as_bytes()[..rest.len().min(40)];
+        let Some(close) = window.iter().position(|b| *b == b']') else {
+            continue;
+        };
         let inner = rest[..close].trim();
         if let Some((key, number)) = inner.rsplit_once('-')
             && let Some(known) = keys.iter().find(|k| k.eq_ignore_ascii_case(key))
@@ -107,13 +112,13 @@ pub fn subject_tags(subject: &str, keys: &[&str]) -> Vec<Tag> {
 /// The subject with reply/forward prefixes and our own ticket tags removed,
 /// whitespace collapsed. Used as the ticket subject and to build ours.
 pub fn clean_subject(subject: &str, keys: &[&str]) -> String {
-    let mut s = subject.trim().to_string();
+    let mut s = subject.trim();
     loop {
         let before = s.len();
-        while let Some(rest) = strip_one_prefix(&s) {
-            s = rest.to_string();
+        while let Some(rest) = strip_one_prefix(s) {
+            s = rest;
         }
-        s = remove_leading_tags(&s, keys);
+        s = remove_leading_tag(s, keys);
         if s.len() == before {
             break;
         }
@@ -121,23 +126,29 @@ pub fn clean_subject(subject: &str, keys: &[&str]) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn remove_leading_tags(s: &str, keys: &[&str]) -> String {
+fn remove_leading_tag<'a>(s: &'a str, keys: &[&str]) -> &'a str {
     let t = s.trim_start();
     if let Some(inner) = t.strip_prefix('[')
         && let Some(close) = inner.find(']')
         && !subject_tags(&t[..close + 2], keys).is_empty()
     {
-        return inner[close + 1..].trim_start().to_string();
+        return inner[close + 1..].trim_start();
     }
-    s.to_string()
+    s
 }
+
+/// Most Message-IDs looked up per mail.
+const MAX_CANDIDATES: usize = 50;
 
 /// The Message-IDs a reply points at, most specific first: `In-Reply-To`,
 /// then `References` from the newest to the oldest, without duplicates and
-/// without angle brackets.
+/// without angle brackets; at most `MAX_CANDIDATES`.
 pub fn reference_candidates(in_reply_to: &[String], references: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for id in in_reply_to.iter().chain(references.iter().rev()) {
+        if out.len() == MAX_CANDIDATES {
+            break;
+        }
         let id = normalize_message_id(id);
         if !id.is_empty() && !out.contains(&id) {
             out.push(id);
@@ -223,6 +234,15 @@ mod tests {
         );
         assert!(subject_tags("[SUP-99999999999999999999]", KEYS).is_empty());
         assert!(subject_tags("[SUP-12", KEYS).is_empty());
+        assert_eq!(subject_tags("[[[[SUP-3]", KEYS).len(), 1);
+    }
+
+    #[test]
+    fn hostile_subjects_are_handled() {
+        // Quadratic scanning made this take minutes.
+        let hostile = "Re: ".repeat(1000) + &"[".repeat(200_000);
+        assert!(subject_tags(&hostile, KEYS).is_empty());
+        assert!(clean_subject(&hostile, KEYS).starts_with("[[["));
     }
 
     #[test]

@@ -754,7 +754,8 @@ async fn check_same_mail_piped_twice(backend: Backend) {
     let raw = mail("c1@customer.test", ALICE, SUPPORT, "Printer on fire", "");
     assert_eq!(desk.pipe(&raw).await, stored("SUP-1", Signal::New, true));
     assert_eq!(desk.pipe(&raw).await, Outcome::Duplicate, "an MTA retry");
-    assert_eq!(desk.store.counts().await.unwrap(), (1, 2, 2));
+    // One ticket, the mail and its acknowledgement, one raw copy.
+    assert_eq!(desk.store.counts().await.unwrap(), (1, 2, 1));
     assert_eq!(desk.store.checkpoint("SUP", "INBOX").await.unwrap(), None);
 }
 on_both_backends!(check_same_mail_piped_twice =>

@@ -113,21 +113,24 @@ async fn queue(store: &Store, ticket: &Ticket, kind: &str, recipients: &[&str], 
     outbox_id
 }
 
-/// A piped raw mail in `state`.
+/// A raw IMAP mail (a new UID each time) in `state`.
 async fn raw(tx: &mut Tx, sha256: &str, state: &str) -> i64 {
-    let pipe = RawSource {
-        source: "pipe",
+    static UID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+    let source = RawSource {
+        source: "imap",
         department: "SUP",
-        folder: None,
-        uidvalidity: None,
-        uid: None,
+        folder: Some("INBOX"),
+        uidvalidity: Some(1),
+        uid: Some(UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
     };
     let id = tx
-        .store_raw(&pipe, sha256, 5, b"hello", false, T0)
+        .store_raw(&source, sha256, 5, b"hello", false, T0)
         .await
         .unwrap()
         .raw_message_id;
-    tx.set_raw_state(id, state).await.unwrap();
+    if state != "received" {
+        assert!(tx.claim_raw(id, state).await.unwrap());
+    }
     id
 }
 
@@ -765,32 +768,58 @@ async fn check_store_raw_counts_imap_attempts(backend: Backend) {
 
     let (id, attempts) = store_raw(imap("SUP", 7, 3)).await;
     assert_eq!(attempts, 1);
-    // Fetched again after a crash before it was stored.
-    assert_eq!(store_raw(imap("SUP", 7, 3)).await, (id, 2));
+    // Fetched again after a crash before it was stored: the same row, and
+    // the pipeline counts the attempt.
+    assert_eq!(store_raw(imap("SUP", 7, 3)).await, (id, 1));
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.count_attempt(id).await.unwrap(), 2);
+    assert_eq!(tx.count_attempt(id).await.unwrap(), 3);
+    tx.commit().await.unwrap();
     assert_eq!(store_raw(imap("SUP", 7, 3)).await, (id, 3));
 
     let mut others = HashSet::from([id]);
-    for source in [imap("SUP", 7, 4), imap("SUP", 8, 3), imap("SAL", 7, 3)] {
+    for source in [
+        imap("SUP", 7, 4),
+        imap("SUP", 8, 3),
+        imap("SAL", 7, 3),
+        RawSource {
+            folder: Some("Archive"),
+            ..imap("SUP", 7, 3)
+        },
+    ] {
         let (other, attempts) = store_raw(source).await;
         assert_eq!(attempts, 1);
         assert!(others.insert(other), "a new row for another mail");
     }
-    let pipe = || RawSource {
+    // Piped mail is recognised by its bytes within the department.
+    let pipe = |department| RawSource {
         source: "pipe",
-        department: "SUP",
+        department,
         folder: None,
         uidvalidity: None,
         uid: None,
     };
-    let (p1, a1) = store_raw(pipe()).await;
-    let (p2, a2) = store_raw(pipe()).await;
-    assert_eq!((a1, a2), (1, 1), "piped mail has no UID to recognise");
-    assert!(p1 != p2 && !others.contains(&p1) && !others.contains(&p2));
-    assert_eq!(store.counts().await.unwrap(), (0, 0, 6));
+    let (p1, _) = store_raw(pipe("SUP")).await;
+    let (p2, _) = store_raw(pipe("SUP")).await;
+    let (p3, _) = store_raw(pipe("SAL")).await;
+    assert_eq!(p1, p2, "an MTA retry of the same bytes");
+    assert!(p1 != p3 && !others.contains(&p1) && !others.contains(&p3));
+    assert_eq!(store.counts().await.unwrap(), (0, 0, 7));
+
+    // Once stored, the same UID is reported as already stored.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.claim_raw(id, "stored").await.unwrap());
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let again = tx
+        .store_raw(&imap("SUP", 7, 3), "sha", 5, b"hello", false, T0)
+        .await
+        .unwrap();
+    assert!(again.already_stored && !again.fresh);
 }
 on_both_backends!(check_store_raw_counts_imap_attempts =>
-    sqlite_store_raw_counts_attempts_for_the_same_imap_uid_while_received,
-    postgres_store_raw_counts_attempts_for_the_same_imap_uid_while_received);
+    sqlite_store_raw_recognises_the_same_mail_and_counts_attempts_only_when_asked,
+    postgres_store_raw_recognises_the_same_mail_and_counts_attempts_only_when_asked);
 
 async fn check_raw_message_returns_the_exact_bytes(backend: Backend) {
     let (_db, store) = fresh(backend).await;
@@ -830,33 +859,67 @@ async fn check_is_duplicate(backend: Backend) {
     attach(&mut tx, t.ticket_id, original, Some("m1@x")).await;
     let again = raw(&mut tx, "sha-a", "received").await;
 
-    assert!(tx.is_duplicate("sha-a", Some("m1@x"), again).await.unwrap());
     assert!(
-        !tx.is_duplicate("sha-a", Some("m1@x"), original)
+        tx.is_duplicate("SUP", "sha-a", Some("m1@x"), again)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.is_duplicate("SAL", "sha-a", Some("m1@x"), again)
+            .await
+            .unwrap(),
+        "the same mail in another department is its own"
+    );
+    assert!(
+        !tx.is_duplicate("SUP", "sha-a", Some("m1@x"), original)
             .await
             .unwrap(),
         "a raw mail is no duplicate of itself"
     );
-    assert!(!tx.is_duplicate("sha-a", Some("m2@x"), again).await.unwrap());
-    assert!(!tx.is_duplicate("sha-b", Some("m1@x"), again).await.unwrap());
-    assert!(!tx.is_duplicate("sha-a", None, again).await.unwrap());
+    assert!(
+        !tx.is_duplicate("SUP", "sha-a", Some("m2@x"), again)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.is_duplicate("SUP", "sha-b", Some("m1@x"), again)
+            .await
+            .unwrap()
+    );
+    assert!(!tx.is_duplicate("SUP", "sha-a", None, again).await.unwrap());
 
     // Only stored mail counts.
     let pending = raw(&mut tx, "sha-c", "received").await;
     attach(&mut tx, t.ticket_id, pending, Some("m3@x")).await;
-    assert!(!tx.is_duplicate("sha-c", Some("m3@x"), again).await.unwrap());
-    tx.set_raw_state(pending, "stored").await.unwrap();
-    assert!(tx.is_duplicate("sha-c", Some("m3@x"), again).await.unwrap());
+    assert!(
+        !tx.is_duplicate("SUP", "sha-c", Some("m3@x"), again)
+            .await
+            .unwrap()
+    );
+    assert!(tx.claim_raw(pending, "stored").await.unwrap());
+    assert!(
+        !tx.claim_raw(pending, "stored").await.unwrap(),
+        "claimed once only"
+    );
+    assert!(
+        tx.is_duplicate("SUP", "sha-c", Some("m3@x"), again)
+            .await
+            .unwrap()
+    );
 
     // Stored raw bytes without a message attached are no evidence.
     raw(&mut tx, "sha-d", "stored").await;
-    assert!(!tx.is_duplicate("sha-d", None, again).await.unwrap());
+    assert!(!tx.is_duplicate("SUP", "sha-d", None, again).await.unwrap());
 
     // Mail without a Message-ID matches on the bytes alone.
     let anonymous = raw(&mut tx, "sha-e", "stored").await;
     attach(&mut tx, t.ticket_id, anonymous, None).await;
-    assert!(tx.is_duplicate("sha-e", None, again).await.unwrap());
-    assert!(!tx.is_duplicate("sha-e", Some("m5@x"), again).await.unwrap());
+    assert!(tx.is_duplicate("SUP", "sha-e", None, again).await.unwrap());
+    assert!(
+        !tx.is_duplicate("SUP", "sha-e", Some("m5@x"), again)
+            .await
+            .unwrap()
+    );
 }
 on_both_backends!(check_is_duplicate =>
     sqlite_is_duplicate_needs_same_bytes_same_message_id_and_a_stored_message,
