@@ -206,6 +206,11 @@ pub struct RawSource<'a> {
     pub uid: Option<i64>,
 }
 
+/// Held while a daemon reads a mailbox (see `Store::lock_mailbox`).
+pub struct MailboxLock {
+    _conn: Option<sqlx::AnyConnection>,
+}
+
 /// The outcome of `Tx::store_raw`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredRaw {
@@ -291,6 +296,32 @@ impl Store {
         self.backend
     }
 
+    /// Exclusive right to read one mailbox, so daemons sharing a
+    /// PostgreSQL database never read the same mailbox at once: a session
+    /// advisory lock on a connection of its own, released when the guard
+    /// (and so the connection) is dropped or the daemon dies. `None` when
+    /// another daemon holds it. SQLite has one daemon by construction.
+    pub async fn lock_mailbox(
+        &self,
+        department: &str,
+        folder: &str,
+    ) -> anyhow::Result<Option<MailboxLock>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(MailboxLock { _conn: None }));
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("helpdesk mailbox {department} {folder}"));
+        let key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        let mut conn = self.pool.acquire().await?.detach();
+        let row = sqlx::query("select pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(row
+            .try_get::<bool, _>(0)?
+            .then_some(MailboxLock { _conn: Some(conn) }))
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -330,6 +361,33 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
+    }
+
+    /// UIDs of a mailbox stored without their full content (too large or
+    /// unreadable): `after_ingest = "delete"` leaves them on the server.
+    pub async fn partial_uids(
+        &self,
+        department: &str,
+        folder: &str,
+        uidvalidity: i64,
+    ) -> anyhow::Result<Vec<u32>> {
+        let rows = sqlx::query(
+            "select uid from raw_message where department = $1 and folder = $2 and uidvalidity = $3 \
+             and truncated = 1 and uid is not null",
+        )
+        .bind(department)
+        .bind(folder)
+        .bind(uidvalidity)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                r.try_get::<i64, _>(0)
+                    .ok()
+                    .and_then(|u| u32::try_from(u).ok())
+            })
+            .collect())
     }
 
     pub async fn ticket_by_id(&self, ticket_id: i64) -> anyhow::Result<Option<Ticket>> {

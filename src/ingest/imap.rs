@@ -1,13 +1,13 @@
 //! One department mailbox over IMAP: connect (TLS, STARTTLS or plain),
-//! fetch what is new since the checkpoint in bounded batches with sizes
-//! checked first, hand each mail to the pipeline, and wait with IDLE (or
-//! poll). Every command runs under a timeout; any failure drops the
-//! connection and reconnects with backoff. Progress lives in the database
-//! (`mailbox_checkpoint`), advanced by the pipeline in the same transaction
-//! as the ticket change, so nothing here needs to be remembered across a
-//! crash.
+//! list what is new since the checkpoint with sizes first, fetch bodies in
+//! bounded batches, hand each mail to the pipeline, and wait with IDLE (or
+//! poll). Every command runs under a timeout and every FETCH must end in a
+//! tagged OK; any failure drops the connection and reconnects with backoff.
+//! Progress lives in the database (`mailbox_checkpoint`), advanced by the
+//! pipeline in the same transaction as the ticket change, so nothing here
+//! needs to be remembered across a crash.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::imap_proto::{Response as ImapResponse, Status};
-use futures::TryStreamExt;
+use async_imap::imap_proto::{AttributeValue, Response as ImapResponse, Status};
+use async_imap::types::UnsolicitedResponse;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -28,12 +28,15 @@ use crate::pipeline::{Pipeline, Source};
 /// Bodies fetched per `UID FETCH`: bounded so one command never buffers
 /// more than this many mails, or more than `BATCH_BYTES`.
 const BATCH_MAILS: usize = 64;
-const BATCH_BYTES: u64 = 32 * 1024 * 1024;
-/// IDLE is re-issued well before the 29 minutes RFC 2177 allows.
-const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// IDLE is re-issued well before the 29 minutes RFC 2177 allows; a
+/// silently dropped connection is noticed at the latest then.
+const IDLE_RENEW: Duration = Duration::from_secs(10 * 60);
 /// Attempts at a message the server lists but will not return before it is
 /// recorded as unreadable instead of blocking the mailbox.
-const MAX_BODY_ATTEMPTS: u32 = 3;
+const MAX_BODY_ATTEMPTS: u32 = 5;
+/// How often a daemon retries a mailbox another daemon is reading.
+const LOCK_RETRY: Duration = Duration::from_secs(15);
 
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
@@ -51,14 +54,42 @@ pub async fn run(department: Arc<Department>, pipeline: Arc<Pipeline>, cancel: C
         pipeline,
         cancel,
         body_failures: HashMap::new(),
+        keep_on_server: HashSet::new(),
     };
     let mut backoff = Duration::from_secs(1);
     while !reader.cancel.is_cancelled() {
-        match reader.serve(&mut backoff).await {
+        let key = reader.department.key.clone();
+        let lock = match reader
+            .pipeline
+            .store()
+            .lock_mailbox(&key, &reader.imap.folder)
+            .await
+        {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                info!(mailbox = %key, "another daemon reads this mailbox; waiting");
+                tokio::select! {
+                    () = reader.cancel.cancelled() => break,
+                    () = tokio::time::sleep(LOCK_RETRY) => continue,
+                }
+            }
+            Err(e) => {
+                warn!(mailbox = %key, error = format!("{e:#}"), "cannot lock the mailbox");
+                tokio::select! {
+                    () = reader.cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                continue;
+            }
+        };
+        let result = reader.serve(&mut backoff).await;
+        drop(lock);
+        match result {
             Ok(()) => break,
             Err(e) => {
                 warn!(
-                    mailbox = %reader.department.key,
+                    mailbox = %key,
                     error = format!("{e:#}"),
                     retry_in_s = backoff.as_secs(),
                     "mailbox connection failed"
@@ -81,6 +112,16 @@ struct Reader {
     cancel: CancellationToken,
     /// UID → failed attempts to get its body (see `MAX_BODY_ATTEMPTS`).
     body_failures: HashMap<u32, u32>,
+    /// UIDs stored without their full content (too large, unreadable):
+    /// `after_ingest = "delete"` must not remove them from the server.
+    keep_on_server: HashSet<u32>,
+}
+
+/// What one `UID FETCH` returned for one message.
+#[derive(Default)]
+struct Fetched {
+    size: Option<u64>,
+    body: Option<Vec<u8>>,
 }
 
 impl Reader {
@@ -90,9 +131,75 @@ impl Reader {
         fut: impl Future<Output = Result<T, E>>,
     ) -> anyhow::Result<T>
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: Into<anyhow::Error>,
     {
         match tokio::time::timeout(self.imap.timeout, fut).await {
+            Ok(r) => r
+                .map_err(Into::into)
+                .with_context(|| format!("IMAP {what}")),
+            Err(_) => bail!("IMAP {what}: no answer within {:?}", self.imap.timeout),
+        }
+    }
+
+    /// Runs a `UID FETCH` and collects its results by UID; fails unless the
+    /// server ends it with a tagged OK (async-imap's own fetch does not
+    /// check, so a NO or a cut connection would look like "no mail").
+    async fn fetch(
+        &self,
+        session: &mut Session,
+        what: &str,
+        command: String,
+    ) -> anyhow::Result<BTreeMap<u32, Fetched>> {
+        let work = async {
+            let tag = session.run_command(&command).await?;
+            let mut out: BTreeMap<u32, Fetched> = BTreeMap::new();
+            loop {
+                let Some(resp) = session.read_response().await? else {
+                    bail!("connection closed during {what}");
+                };
+                match resp.parsed() {
+                    ImapResponse::Done {
+                        tag: t,
+                        status,
+                        outcome,
+                    } if *t == tag => {
+                        return match status {
+                            Status::Ok => Ok(out),
+                            other => Err(anyhow!(
+                                "server answered {other:?}: {}",
+                                outcome.information.as_deref().unwrap_or("")
+                            )),
+                        };
+                    }
+                    ImapResponse::Fetch(_, attributes) => {
+                        let mut uid = None;
+                        let mut item = Fetched::default();
+                        for a in attributes {
+                            match a {
+                                AttributeValue::Uid(u) => uid = Some(*u),
+                                AttributeValue::Rfc822Size(n) => item.size = Some(u64::from(*n)),
+                                AttributeValue::BodySection { data: Some(d), .. }
+                                | AttributeValue::Rfc822(Some(d)) => item.body = Some(d.to_vec()),
+                                _ => {}
+                            }
+                        }
+                        if let Some(uid) = uid {
+                            let entry = out.entry(uid).or_default();
+                            entry.size = entry.size.or(item.size);
+                            if item.body.is_some() {
+                                entry.body = item.body;
+                            }
+                        }
+                    }
+                    ImapResponse::Data {
+                        status: Status::Bye,
+                        ..
+                    } => bail!("server closed the connection (BYE)"),
+                    _ => {}
+                }
+            }
+        };
+        match tokio::time::timeout(self.imap.timeout, work).await {
             Ok(r) => r.with_context(|| format!("IMAP {what}")),
             Err(_) => bail!("IMAP {what}: no answer within {:?}", self.imap.timeout),
         }
@@ -103,8 +210,10 @@ impl Reader {
         let mut session = connect(&self.imap).await?;
         let caps = self.timed("CAPABILITY", session.capabilities()).await?;
         let idle = caps.has_str("IDLE");
-        let can_move = caps.has_str("MOVE");
-        let uidplus = caps.has_str("UIDPLUS");
+        let ops = Ops {
+            can_move: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+        };
         let mailbox = self
             .timed("SELECT", session.select(&self.imap.folder))
             .await?;
@@ -120,29 +229,57 @@ impl Reader {
             idle,
             "mailbox connected"
         );
-        *backoff = Duration::from_secs(1);
-        let ops = Ops { can_move, uidplus };
+        self.keep_on_server.extend(
+            self.pipeline
+                .store()
+                .partial_uids(
+                    &self.department.key,
+                    &self.imap.folder,
+                    i64::from(uidvalidity),
+                )
+                .await?,
+        );
+        if let AfterIngest::Move(target) = &self.department.after_ingest {
+            // Fails harmlessly when it exists.
+            let _ = self.timed("CREATE", session.create(target)).await;
+        }
 
         // Mail already stored but not yet moved/flagged/deleted (a crash
         // between commit and the server-side action) is finished first.
-        let checkpoint = self
+        if let Some((v, last)) = self
             .pipeline
             .store()
             .checkpoint(&self.department.key, &self.imap.folder)
-            .await?;
-        if let Some((v, last)) = checkpoint
+            .await?
             && v == i64::from(uidvalidity)
             && last > 0
         {
-            self.after_ingest(&mut session, ops, &format!("1:{last}"))
-                .await?;
+            let last = u32::try_from(last).unwrap_or(u32::MAX);
+            let done: Vec<u32> = (1..=last).collect();
+            if last <= 100_000 {
+                self.after_ingest(&mut session, ops, &done).await;
+            }
         }
 
         loop {
             self.sync(&mut session, uidvalidity, ops).await?;
+            // A clean pass through the mailbox: the connection works.
+            *backoff = Duration::from_secs(1);
             if self.cancel.is_cancelled() {
                 let _ = self.timed("LOGOUT", session.logout()).await;
                 return Ok(());
+            }
+            // Mail that arrived while we were fetching is announced before
+            // IDLE starts; look again instead of waiting for the next one.
+            let mut new_mail = false;
+            while let Ok(u) = session.unsolicited_responses.try_recv() {
+                new_mail |= matches!(
+                    u,
+                    UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+                );
+            }
+            if new_mail {
+                continue;
             }
             if idle {
                 let (s, stop) = self.idle(session).await?;
@@ -216,43 +353,36 @@ impl Reader {
                 None => 0,
             };
             let first = u32::try_from(last + 1).unwrap_or(u32::MAX);
-            // Sizes first, never bodies of `1:*`.
-            let listing = {
-                let stream = self
-                    .timed(
-                        "UID FETCH (sizes)",
-                        session.uid_fetch(format!("{first}:*"), "(UID RFC822.SIZE)"),
-                    )
-                    .await?;
-                self.timed("UID FETCH (sizes)", stream.try_collect::<Vec<_>>())
-                    .await?
-            };
-            let mut pending: BTreeMap<u32, u64> = BTreeMap::new();
-            for f in &listing {
-                if let Some(uid) = f.uid
-                    && uid >= first
-                {
-                    pending.insert(uid, f.size.map_or(0, u64::from));
-                }
-            }
+            // Sizes first, never bodies of `1:*`. `N:*` also returns the
+            // last message when N is past it: filter.
+            let listing = self
+                .fetch(
+                    session,
+                    "UID FETCH (sizes)",
+                    format!("UID FETCH {first}:* (UID RFC822.SIZE)"),
+                )
+                .await?;
+            let pending: Vec<(u32, u64)> = listing
+                .into_iter()
+                .filter(|(uid, _)| *uid >= first)
+                // No size reported: take it for too big (headers only).
+                .map(|(uid, f)| (uid, f.size.unwrap_or(u64::MAX)))
+                .collect();
             if pending.is_empty() {
                 return Ok(());
             }
             debug!(mailbox = %key, new = pending.len(), "new mail");
             let mut batch: Vec<(u32, u64)> = Vec::new();
-            let mut batch_bytes = 0;
-            let pending: Vec<(u32, u64)> = pending.into_iter().collect();
+            let mut batch_bytes = 0u64;
             for (i, &(uid, size)) in pending.iter().enumerate() {
                 batch.push((uid, size));
-                batch_bytes += size;
+                batch_bytes = batch_bytes.saturating_add(size);
                 let next_too_big = pending
                     .get(i + 1)
-                    .is_some_and(|(_, s)| batch_bytes + s > BATCH_BYTES);
+                    .is_some_and(|(_, s)| batch_bytes.saturating_add(*s) > BATCH_BYTES);
                 if batch.len() >= BATCH_MAILS || next_too_big || i + 1 == pending.len() {
                     let done = self.ingest_batch(session, uidvalidity, &batch).await?;
-                    if !done.is_empty() {
-                        self.after_ingest(session, ops, &uid_set(&done)).await?;
-                    }
+                    self.after_ingest(session, ops, &done).await;
                     if self.cancel.is_cancelled() {
                         return Ok(());
                     }
@@ -273,40 +403,37 @@ impl Reader {
         batch: &[(u32, u64)],
     ) -> anyhow::Result<Vec<u32>> {
         let limit = self.pipeline.max_message_size();
-        let (small, big): (Vec<_>, Vec<_>) = batch.iter().partition(|(_, size)| *size <= limit);
+        let whole: Vec<u32> = batch
+            .iter()
+            .filter(|(_, s)| *s <= limit)
+            .map(|(u, _)| *u)
+            .collect();
         let mut bodies: HashMap<u32, Vec<u8>> = HashMap::new();
-        if !small.is_empty() {
-            let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
-            let stream = self
-                .timed(
+        if !whole.is_empty() {
+            let fetched = self
+                .fetch(
+                    session,
                     "UID FETCH (bodies)",
-                    session.uid_fetch(&set, "(UID BODY.PEEK[])"),
+                    format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&whole)),
                 )
                 .await?;
-            let fetched = self
-                .timed("UID FETCH (bodies)", stream.try_collect::<Vec<_>>())
-                .await?;
-            for f in &fetched {
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    bodies.insert(uid, body.to_vec());
-                }
-            }
+            bodies.extend(
+                fetched
+                    .into_iter()
+                    .filter_map(|(uid, f)| Some((uid, f.body?))),
+            );
         }
-        for (uid, _) in &big {
-            let stream = self
-                .timed(
-                    "UID FETCH (header)",
-                    session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])"),
-                )
-                .await?;
-            let fetched = self
-                .timed("UID FETCH (header)", stream.try_collect::<Vec<_>>())
-                .await?;
-            for f in &fetched {
-                if let (Some(u), Some(header)) = (f.uid, f.header())
-                    && u == *uid
-                {
-                    bodies.insert(*uid, header.to_vec());
+        for &(uid, size) in batch {
+            if size > limit {
+                let mut fetched = self
+                    .fetch(
+                        session,
+                        "UID FETCH (header)",
+                        format!("UID FETCH {uid} (UID BODY.PEEK[HEADER])"),
+                    )
+                    .await?;
+                if let Some(h) = fetched.remove(&uid).and_then(|f| f.body) {
+                    bodies.insert(uid, h);
                 }
             }
         }
@@ -316,19 +443,22 @@ impl Reader {
             if self.cancel.is_cancelled() {
                 break;
             }
-            let truncated = size > limit;
+            let mut truncated = size > limit;
             let raw = match bodies.remove(&uid) {
                 Some(raw) => raw,
-                None => {
-                    let n = self.body_failures.entry(uid).or_insert(0);
-                    *n += 1;
-                    if *n < MAX_BODY_ATTEMPTS {
-                        bail!("server listed UID {uid} but did not return it (attempt {n})");
+                None => match self.missing_body(session, uid).await? {
+                    // Expunged meanwhile by someone else: nothing to store.
+                    None => continue,
+                    // Recorded as partial: never deleted from the server.
+                    Some(placeholder) => {
+                        truncated = true;
+                        placeholder
                     }
-                    warn!(mailbox = %self.department.key, uid, "server never returned this mail; recording it as unreadable");
-                    Vec::new()
-                }
+                },
             };
+            if truncated {
+                self.keep_on_server.insert(uid);
+            }
             let source = Source::Imap {
                 department: self.department.key.clone(),
                 folder: self.imap.folder.clone(),
@@ -336,7 +466,13 @@ impl Reader {
                 uid,
             };
             self.pipeline
-                .ingest(&self.department, source, raw, size, truncated)
+                .ingest(
+                    &self.department,
+                    source,
+                    raw,
+                    if size == u64::MAX { 0 } else { size },
+                    truncated,
+                )
                 .await
                 .with_context(|| format!("storing UID {uid}"))?;
             self.body_failures.remove(&uid);
@@ -345,41 +481,100 @@ impl Reader {
         Ok(done)
     }
 
-    /// The operator's `after_ingest` action, only ever on stored mail.
-    async fn after_ingest(&self, session: &mut Session, ops: Ops, set: &str) -> anyhow::Result<()> {
-        match &self.department.after_ingest {
-            AfterIngest::Keep => {}
-            AfterIngest::Seen => {
-                let cmd = format!("UID STORE {set} +FLAGS.SILENT (\\Seen)");
-                self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
-                    .await?;
-            }
-            AfterIngest::Move(target) => {
-                if ops.can_move {
-                    self.timed("UID MOVE", session.uid_mv(set, target)).await?;
-                } else {
-                    self.timed("UID COPY", session.uid_copy(set, target))
-                        .await?;
-                    self.delete(session, ops, set).await?;
-                }
-            }
-            AfterIngest::Delete => self.delete(session, ops, set).await?,
+    /// A listed mail whose body did not come back: `None` when it was
+    /// expunged meanwhile, an error (retry) while attempts remain, then a
+    /// placeholder that records it as unreadable.
+    async fn missing_body(
+        &mut self,
+        session: &mut Session,
+        uid: u32,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
+        let still_there = self
+            .fetch(
+                session,
+                "UID FETCH (check)",
+                format!("UID FETCH {uid} (UID)"),
+            )
+            .await?
+            .contains_key(&uid);
+        if !still_there {
+            info!(mailbox = %self.department.key, uid, "mail was expunged before it could be fetched");
+            return Ok(None);
         }
-        Ok(())
+        let n = self.body_failures.entry(uid).or_insert(0);
+        *n += 1;
+        if *n < MAX_BODY_ATTEMPTS {
+            bail!("server listed UID {uid} but did not return it (attempt {n})");
+        }
+        warn!(mailbox = %self.department.key, uid, "server never returned this mail; recording it as unreadable and leaving it on the server");
+        Ok(Some(
+            format!(
+                "X-Helpdesk-Unreadable: the IMAP server did not return UID {uid} of {} after {MAX_BODY_ATTEMPTS} attempts; the mail is left on the server\r\n\r\n",
+                self.imap.folder
+            )
+            .into_bytes(),
+        ))
     }
 
-    async fn delete(&self, session: &mut Session, ops: Ops, set: &str) -> anyhow::Result<()> {
+    /// The operator's `after_ingest` action, only ever on stored mail, and
+    /// `delete` never on mail stored without its full content. A failure is
+    /// logged and does not stop ingestion (the mail is safe already).
+    async fn after_ingest(&mut self, session: &mut Session, ops: Ops, done: &[u32]) {
+        if done.is_empty() || self.department.after_ingest == AfterIngest::Keep {
+            return;
+        }
+        let result = match self.department.after_ingest.clone() {
+            AfterIngest::Keep => Ok(()),
+            AfterIngest::Seen => {
+                let cmd = format!("UID STORE {} +FLAGS.SILENT (\\Seen)", uid_set(done));
+                self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
+                    .await
+            }
+            AfterIngest::Move(target) => {
+                let set = uid_set(done);
+                if ops.can_move {
+                    self.timed("UID MOVE", session.uid_mv(&set, &target)).await
+                } else {
+                    match self
+                        .timed("UID COPY", session.uid_copy(&set, &target))
+                        .await
+                    {
+                        Ok(()) => self.delete(session, ops, done).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+            AfterIngest::Delete => {
+                let whole: Vec<u32> = done
+                    .iter()
+                    .copied()
+                    .filter(|u| !self.keep_on_server.contains(u))
+                    .collect();
+                self.delete(session, ops, &whole).await
+            }
+        };
+        if let Err(e) = result {
+            warn!(mailbox = %self.department.key, error = format!("{e:#}"), "after_ingest failed; the mail is stored and stays on the server");
+        }
+    }
+
+    async fn delete(&self, session: &mut Session, ops: Ops, uids: &[u32]) -> anyhow::Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
         let cmd = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
         self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
             .await?;
+        // Without UIDPLUS a plain EXPUNGE also removes what other clients
+        // flagged \Deleted; that is their intent too.
         let cmd = if ops.uidplus {
             format!("UID EXPUNGE {set}")
         } else {
             "EXPUNGE".to_string()
         };
         self.timed("EXPUNGE", session.run_command_and_check_ok(&cmd))
-            .await?;
-        Ok(())
+            .await
     }
 }
 
@@ -427,6 +622,12 @@ pub async fn connect(imap: &Imap) -> anyhow::Result<Session> {
         .and_then(|r| r.map_err(anyhow::Error::from))
         .with_context(what)?;
     let _ = tcp.set_nodelay(true);
+    // A dead peer during a long IDLE is noticed within minutes.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(120))
+        .with_interval(Duration::from_secs(30))
+        .with_retries(4);
+    let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
     let client = match imap.tls {
         TlsMode::None => {
             let mut client = async_imap::Client::new(Box::new(tcp) as Box<dyn ImapIo>);
