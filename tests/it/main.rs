@@ -7,4 +7,5 @@ mod crash;
 mod mail_loop;
 mod malformed;
 mod pipeline;
+mod shared;
 mod store;
