@@ -5,12 +5,10 @@
 //! on the ticket. Cancellation is honoured between mails, never between
 //! the server's acceptance and marking the row sent.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
 use lettre::address::Envelope;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
@@ -25,8 +23,8 @@ use crate::store::{OutboxMail, Store};
 
 /// Mails in flight at once (over pooled connections).
 const CONCURRENCY: usize = 4;
-/// Rows claimed per round.
-const BATCH: i64 = 32;
+/// Rows claimed at once per department.
+const BATCH: i64 = 16;
 /// How long a claimed row is reserved for this daemon.
 const LEASE_MS: i64 = 5 * 60 * 1000;
 /// Mail queued by another process (the CLI) is picked up this often.
@@ -71,60 +69,98 @@ pub fn transport(smtp: &Smtp) -> anyhow::Result<Transport> {
     Ok(b.build())
 }
 
-/// Delivers the outbox until cancelled.
+/// Delivers the outbox until cancelled: one sender per department, so a
+/// slow or dead SMTP server of one department never delays another's mail.
 pub async fn run(
     store: Store,
     config: Arc<Config>,
     wakeup: Arc<Notify>,
     cancel: CancellationToken,
 ) {
-    let mut transports: HashMap<String, Transport> = HashMap::new();
+    let mut senders = tokio::task::JoinSet::new();
     for d in &config.departments {
-        if let Some(smtp) = &d.smtp {
-            match transport(smtp) {
-                Ok(t) => {
-                    transports.insert(d.key.clone(), t);
-                }
-                Err(e) => {
-                    warn!(department = %d.key, error = format!("{e:#}"), "cannot set up SMTP")
-                }
-            }
-        }
-    }
-    let transports = &transports;
-    let store = &store;
-    while !cancel.is_cancelled() {
-        let now = crate::now_ms();
-        let batch = match store.claim_outbox(now, LEASE_MS, BATCH).await {
-            Ok(b) => b,
+        let Some(smtp) = &d.smtp else { continue };
+        let transport = match transport(smtp) {
+            Ok(t) => Some(t),
             Err(e) => {
-                warn!(error = format!("{e:#}"), "cannot read the outbox");
-                Vec::new()
+                warn!(department = %d.key, error = format!("{e:#}"), "cannot set up SMTP; its mail waits in the outbox");
+                None
             }
         };
-        let full = batch.len() as i64 == BATCH;
-        futures::stream::iter(batch)
-            .for_each_concurrent(CONCURRENCY, |mail| async move {
-                deliver(store, transports, mail).await;
-            })
-            .await;
-        if full {
-            continue;
-        }
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = wakeup.notified() => {}
-            () = tokio::time::sleep(POLL) => {}
-        }
+        senders.spawn(department_sender(
+            d.key.clone(),
+            transport,
+            store.clone(),
+            wakeup.clone(),
+            cancel.clone(),
+        ));
     }
-    for t in transports.values() {
-        t.shutdown().await;
-    }
+    while senders.join_next().await.is_some() {}
     info!("outbox stopped");
 }
 
-async fn deliver(store: &Store, transports: &HashMap<String, Transport>, mail: OutboxMail) {
-    let result = match transports.get(&mail.department) {
+/// Sends one department's mail, up to `CONCURRENCY` at a time, claiming
+/// more as soon as a slot frees up.
+async fn department_sender(
+    department: String,
+    transport: Option<Transport>,
+    store: Store,
+    wakeup: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let transport = transport.map(Arc::new);
+    let mut queue: std::collections::VecDeque<OutboxMail> = std::collections::VecDeque::new();
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        // Registered before looking, so a wake-up between the look and the
+        // wait is not lost.
+        let woken = wakeup.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+
+        if !cancel.is_cancelled() {
+            if queue.is_empty() {
+                match store
+                    .claim_outbox(crate::now_ms(), LEASE_MS, BATCH, Some(&department))
+                    .await
+                {
+                    Ok(mails) => queue.extend(mails),
+                    Err(e) => {
+                        warn!(department = %department, error = format!("{e:#}"), "cannot read the outbox")
+                    }
+                }
+            }
+            while in_flight.len() < CONCURRENCY
+                && let Some(mail) = queue.pop_front()
+            {
+                let (store, transport) = (store.clone(), transport.clone());
+                in_flight.spawn(async move { deliver(&store, transport.as_deref(), mail).await });
+            }
+        }
+        if in_flight.is_empty() {
+            if cancel.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = &mut woken => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = in_flight.join_next() => {}
+            () = &mut woken, if queue.is_empty() && !cancel.is_cancelled() => {}
+            () = cancel.cancelled(), if !cancel.is_cancelled() => {}
+        }
+    }
+    if let Some(t) = transport {
+        t.shutdown().await;
+    }
+}
+
+async fn deliver(store: &Store, transport: Option<&Transport>, mail: OutboxMail) {
+    let result = match transport {
         None => Err(Failure::Temporary(format!(
             "no SMTP transport for department {}",
             mail.department

@@ -13,7 +13,7 @@ use crate::config::{Config, Department, Role};
 use crate::mail::compose::{self, Author};
 use crate::mail::parse::Mailbox;
 use crate::pipeline::{QueuedMail, queue_mail};
-use crate::store::{NewMessage, Status, Store, Ticket};
+use crate::store::{NewMessage, Status, Store, Ticket, Tx};
 use crate::templates;
 
 #[derive(Debug, Error)]
@@ -45,11 +45,14 @@ pub struct Service<'a> {
 }
 
 impl Service<'_> {
-    async fn ticket(&self, reference: &str) -> Result<Ticket> {
-        self.store
-            .ticket_by_ref(reference)
+    /// Begins the action's transaction with its ticket locked.
+    async fn begin(&self, reference: &str) -> Result<(Tx, Ticket)> {
+        let mut tx = self.store.begin().await?;
+        let ticket = tx
+            .lock_ticket(reference)
             .await?
-            .ok_or_else(|| ServiceError::NoTicket(reference.to_ascii_uppercase()))
+            .ok_or_else(|| ServiceError::NoTicket(reference.to_ascii_uppercase()))?;
+        Ok((tx, ticket))
     }
 
     fn department(&self, ticket: &Ticket) -> Result<&Department> {
@@ -92,14 +95,13 @@ impl Service<'_> {
         if text.trim().is_empty() {
             return Err(ServiceError::EmptyText);
         }
-        let ticket = self.ticket(reference).await?;
+        let (mut tx, ticket) = self.begin(reference).await?;
         let staff = self.staff_for(staff, &ticket)?;
         if ticket.status == Status::Closed {
             return Err(ServiceError::Closed(ticket.reference));
         }
         let department = self.department(&ticket)?;
         let now = crate::now_ms();
-        let mut tx = self.store.begin().await?;
         let (in_reply_to, references) = parent(&mut tx, ticket.ticket_id).await?;
         let cc: Vec<Mailbox> = tx
             .participants(ticket.ticket_id)
@@ -139,10 +141,9 @@ impl Service<'_> {
         if text.trim().is_empty() {
             return Err(ServiceError::EmptyText);
         }
-        let ticket = self.ticket(reference).await?;
+        let (mut tx, ticket) = self.begin(reference).await?;
         let staff = self.staff_for(staff, &ticket)?;
         let now = crate::now_ms();
-        let mut tx = self.store.begin().await?;
         tx.insert_message(&NewMessage {
             ticket_id: ticket.ticket_id,
             direction: "out",
@@ -161,10 +162,9 @@ impl Service<'_> {
 
     /// Hands the ticket to a staff member of its department.
     pub async fn assign(&self, reference: &str, staff: &str) -> Result<()> {
-        let ticket = self.ticket(reference).await?;
+        let (mut tx, ticket) = self.begin(reference).await?;
         let staff = self.staff_for(staff, &ticket)?;
         let now = crate::now_ms();
-        let mut tx = self.store.begin().await?;
         tx.set_assignee(ticket.ticket_id, Some(&staff), now).await?;
         tx.insert_event(ticket.ticket_id, "assigned", None, Some(&staff), now)
             .await?;
@@ -174,14 +174,13 @@ impl Service<'_> {
 
     /// Closes the ticket and mails the customer the closure template.
     pub async fn close(&self, reference: &str, by: Option<&str>) -> Result<()> {
-        let ticket = self.ticket(reference).await?;
+        let (mut tx, ticket) = self.begin(reference).await?;
         let by = by.map(|s| self.staff_for(s, &ticket)).transpose()?;
         if ticket.status == Status::Closed {
             return Err(ServiceError::AlreadyInState(ticket.reference, "closed"));
         }
         let department = self.department(&ticket)?;
         let now = crate::now_ms();
-        let mut tx = self.store.begin().await?;
         let customer = Self::customer(&ticket);
         let (subject, body) =
             department
@@ -222,7 +221,7 @@ impl Service<'_> {
     }
 
     pub async fn reopen(&self, reference: &str) -> Result<()> {
-        let ticket = self.ticket(reference).await?;
+        let (mut tx, ticket) = self.begin(reference).await?;
         if ticket.status != Status::Closed {
             return Err(ServiceError::AlreadyInState(
                 ticket.reference,
@@ -230,7 +229,6 @@ impl Service<'_> {
             ));
         }
         let now = crate::now_ms();
-        let mut tx = self.store.begin().await?;
         tx.set_status(ticket.ticket_id, Status::Open, now).await?;
         tx.insert_event(ticket.ticket_id, "reopened", None, None, now)
             .await?;

@@ -332,7 +332,10 @@ impl Store {
             Backend::Postgres => self.pool.begin().await,
         }
         .context("starting a database transaction")?;
-        Ok(Tx { tx })
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+        })
     }
 
     /// `(uidvalidity, last_uid)` of a mailbox.
@@ -514,13 +517,14 @@ impl Store {
 
     // -- outbox --------------------------------------------------------
 
-    /// Leases up to `limit` due rows for `lease_ms`; another daemon sharing
-    /// the database skips leased rows.
+    /// Leases up to `limit` due rows (of one department, or all) for
+    /// `lease_ms`; another daemon sharing the database skips leased rows.
     pub async fn claim_outbox(
         &self,
         now: i64,
         lease_ms: i64,
         limit: i64,
+        department: Option<&str>,
     ) -> anyhow::Result<Vec<OutboxMail>> {
         let mut tx = self.begin().await?;
         let rows = sqlx::query(
@@ -528,6 +532,7 @@ impl Store {
              where outbox_id in (select outbox_id from outbox \
                                  where status = 'queued' and next_attempt_at <= $2 \
                                    and (lease_until is null or lease_until < $2) \
+                                   and ($4 = '' or department = $4) \
                                  order by outbox_id limit $3) \
                and status = 'queued' and (lease_until is null or lease_until < $2) \
              returning outbox_id, ticket_id, department, kind, mail_from, recipients, data, attempts",
@@ -535,6 +540,7 @@ impl Store {
         .bind(now + lease_ms)
         .bind(now)
         .bind(limit)
+        .bind(department.unwrap_or(""))
         .fetch_all(&mut *tx.tx)
         .await?;
         tx.commit().await?;
@@ -656,6 +662,7 @@ impl Store {
 /// One unit of work; dropped without `commit` it rolls back.
 pub struct Tx {
     tx: sqlx::Transaction<'static, Any>,
+    backend: Backend,
 }
 
 impl Tx {
@@ -856,6 +863,23 @@ impl Tx {
 
     pub async fn ticket_by_ref(&mut self, reference: &str) -> anyhow::Result<Option<Ticket>> {
         let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ref = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference.to_ascii_uppercase())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
+    }
+
+    /// The ticket, locked until commit (PostgreSQL `FOR UPDATE`; a SQLite
+    /// write transaction holds the whole database already), so two staff
+    /// actions on one ticket run one after the other.
+    pub async fn lock_ticket(&mut self, reference: &str) -> anyhow::Result<Option<Ticket>> {
+        let lock = if self.backend == Backend::Postgres {
+            " for update"
+        } else {
+            ""
+        };
+        let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ref = $1{lock}");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(reference.to_ascii_uppercase())
             .fetch_optional(&mut *self.tx)

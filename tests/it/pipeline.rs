@@ -175,7 +175,7 @@ impl Desk {
     /// Everything due in the outbox, as the sender task would take it.
     async fn claim(&self) -> Vec<OutboxMail> {
         self.store
-            .claim_outbox(helpdesk::now_ms(), 60_000, 100)
+            .claim_outbox(helpdesk::now_ms(), 60_000, 100, None)
             .await
             .unwrap()
     }
@@ -1011,3 +1011,55 @@ async fn check_reply_from_unknown_address(backend: Backend) {
 on_both_backends!(check_reply_from_unknown_address =>
     sqlite_reply_from_an_unknown_address_is_refused_as_not_staff,
     postgres_reply_from_an_unknown_address_is_refused_as_not_staff);
+
+async fn check_concurrent_close(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let (first, second) = (desk.service(), desk.service());
+    let (a, b) = tokio::join!(
+        first.close("SUP-1", Some(AYSE)),
+        second.close("SUP-1", Some(AYSE)),
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one close wins: {a:?} {b:?}"
+    );
+    let closures = desk
+        .messages("SUP-1")
+        .await
+        .iter()
+        .filter(|m| m.kind == "closure")
+        .count();
+    assert_eq!(closures, 1, "one closure mail");
+}
+on_both_backends!(check_concurrent_close =>
+    sqlite_two_concurrent_closes_send_one_closure_mail,
+    postgres_two_concurrent_closes_send_one_closure_mail);
+
+async fn check_claim_by_department(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    desk.pipe_to(
+        "SAL",
+        &mail("s1@customer.test", BOB, "sales@example.com", "Offer", ""),
+    )
+    .await;
+    let now = helpdesk::now_ms();
+    let sales = desk
+        .store
+        .claim_outbox(now, 60_000, 10, Some("SAL"))
+        .await
+        .unwrap();
+    assert_eq!(sales.len(), 1);
+    assert_eq!(sales[0].department, "SAL");
+    let support = desk
+        .store
+        .claim_outbox(now, 60_000, 10, Some("SUP"))
+        .await
+        .unwrap();
+    assert_eq!(support.len(), 1);
+    assert_eq!(support[0].department, "SUP");
+}
+on_both_backends!(check_claim_by_department =>
+    sqlite_each_department_claims_only_its_own_outbox_rows,
+    postgres_each_department_claims_only_its_own_outbox_rows);

@@ -972,13 +972,13 @@ async fn check_claim_outbox_leases_rows(backend: Backend) {
 
     assert!(
         store
-            .claim_outbox(T0 - 1, MINUTE, 10)
+            .claim_outbox(T0 - 1, MINUTE, 10, None)
             .await
             .unwrap()
             .is_empty(),
         "nothing is due yet"
     );
-    let claimed = store.claim_outbox(T0 + 1, MINUTE, 10).await.unwrap();
+    let claimed = store.claim_outbox(T0 + 1, MINUTE, 10, None).await.unwrap();
     assert_eq!(ids(&claimed), [first, second]);
     let m = &claimed[1];
     assert_eq!(
@@ -992,7 +992,7 @@ async fn check_claim_outbox_leases_rows(backend: Backend) {
 
     assert!(
         store
-            .claim_outbox(T0 + 1, MINUTE, 10)
+            .claim_outbox(T0 + 1, MINUTE, 10, None)
             .await
             .unwrap()
             .is_empty(),
@@ -1000,16 +1000,22 @@ async fn check_claim_outbox_leases_rows(backend: Backend) {
     );
     assert!(
         store
-            .claim_outbox(T0 + MINUTE / 2, MINUTE, 10)
+            .claim_outbox(T0 + MINUTE / 2, MINUTE, 10, None)
             .await
             .unwrap()
             .is_empty(),
         "still leased"
     );
     let after_expiry = T0 + 2 + MINUTE;
-    let again = store.claim_outbox(after_expiry, MINUTE, 1).await.unwrap();
+    let again = store
+        .claim_outbox(after_expiry, MINUTE, 1, None)
+        .await
+        .unwrap();
     assert_eq!(ids(&again), [first], "the limit takes the oldest first");
-    let rest = store.claim_outbox(after_expiry, MINUTE, 10).await.unwrap();
+    let rest = store
+        .claim_outbox(after_expiry, MINUTE, 10, None)
+        .await
+        .unwrap();
     assert_eq!(ids(&rest), [second]);
 }
 on_both_backends!(check_claim_outbox_leases_rows =>
@@ -1021,7 +1027,14 @@ async fn check_outbox_sent(backend: Backend) {
     let t = open_ticket(&store, "SUP", ALICE, T0).await;
     let sent = queue(&store, &t, "auto_reply", &[ALICE], T0).await;
     let waiting = queue(&store, &t, "staff", &[ALICE], T0).await;
-    assert_eq!(store.claim_outbox(T0, MINUTE, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .claim_outbox(T0, MINUTE, 10, None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     store.outbox_sent(sent, T0 + 5).await.unwrap();
     assert_eq!(
@@ -1029,7 +1042,7 @@ async fn check_outbox_sent(backend: Backend) {
         counts(&[("queued", 1), ("sent", 1)])
     );
     let later = store
-        .claim_outbox(T0 + 2 * MINUTE, MINUTE, 10)
+        .claim_outbox(T0 + 2 * MINUTE, MINUTE, 10, None)
         .await
         .unwrap();
     assert_eq!(ids(&later), [waiting], "sent mail is never claimed again");
@@ -1046,7 +1059,7 @@ async fn check_outbox_retry(backend: Backend) {
     let t = open_ticket(&store, "SUP", ALICE, T0).await;
     let id = queue(&store, &t, "staff", &[ALICE], T0).await;
     assert_eq!(
-        ids(&store.claim_outbox(T0, MINUTE, 10).await.unwrap()),
+        ids(&store.claim_outbox(T0, MINUTE, 10, None).await.unwrap()),
         [id]
     );
 
@@ -1056,7 +1069,7 @@ async fn check_outbox_retry(backend: Backend) {
         .unwrap();
     assert!(
         store
-            .claim_outbox(T0 + 2 * MINUTE, MINUTE, 10)
+            .claim_outbox(T0 + 2 * MINUTE, MINUTE, 10, None)
             .await
             .unwrap()
             .is_empty(),
@@ -1068,7 +1081,7 @@ async fn check_outbox_retry(backend: Backend) {
         (Some("queued"), Some("451 try again later"))
     );
     let due = store
-        .claim_outbox(T0 + 10 * MINUTE, MINUTE, 10)
+        .claim_outbox(T0 + 10 * MINUTE, MINUTE, 10, None)
         .await
         .unwrap();
     assert_eq!(ids(&due), [id]);
@@ -1086,7 +1099,11 @@ async fn check_outbox_failed(backend: Backend) {
     let (db, store) = fresh(backend).await;
     let t = open_ticket(&store, "SUP", ALICE, T0).await;
     queue(&store, &t, "staff", &[ALICE, BOB], T0).await;
-    let mail = store.claim_outbox(T0, MINUTE, 10).await.unwrap().remove(0);
+    let mail = store
+        .claim_outbox(T0, MINUTE, 10, None)
+        .await
+        .unwrap()
+        .remove(0);
 
     store
         .outbox_failed(&mail, "550 no such user", T0 + 5)
@@ -1098,7 +1115,7 @@ async fn check_outbox_failed(backend: Backend) {
     );
     assert!(
         store
-            .claim_outbox(T0 + 10 * MINUTE, MINUTE, 10)
+            .claim_outbox(T0 + 10 * MINUTE, MINUTE, 10, None)
             .await
             .unwrap()
             .is_empty()
@@ -1147,12 +1164,12 @@ async fn check_release_outbox_leases(backend: Backend) {
     let t = open_ticket(&store, "SUP", ALICE, T0).await;
     let id = queue(&store, &t, "staff", &[ALICE], T0).await;
     assert_eq!(
-        ids(&store.claim_outbox(T0, MINUTE, 10).await.unwrap()),
+        ids(&store.claim_outbox(T0, MINUTE, 10, None).await.unwrap()),
         [id]
     );
 
     store.release_outbox_leases().await.unwrap();
-    let again = store.claim_outbox(T0, MINUTE, 10).await.unwrap();
+    let again = store.claim_outbox(T0, MINUTE, 10, None).await.unwrap();
     match backend {
         // The single daemon owning the file: its previous run is dead.
         Backend::Sqlite => assert_eq!(ids(&again), [id]),
@@ -1201,7 +1218,7 @@ async fn check_counts_and_outbox_counts(backend: Backend) {
     let sent = queue(&store, &t, "auto_reply", &[ALICE], T0).await;
     queue(&store, &t, "staff", &[ALICE], T0).await;
     queue(&store, &t, "closure", &[ALICE], T0).await;
-    let claimed = store.claim_outbox(T0, MINUTE, 10).await.unwrap();
+    let claimed = store.claim_outbox(T0, MINUTE, 10, None).await.unwrap();
     store.outbox_sent(sent, T0).await.unwrap();
     store
         .outbox_failed(&claimed[1], "550 gone", T0)
