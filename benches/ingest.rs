@@ -165,7 +165,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn run(backend: Backend, n: usize, latency_mails: usize, rate: usize) {
     let stack = MailStack::start(&["support@example.com"]);
     let db = TestDb::new(backend).await;
-    let config = write_config(&stack, db.dir.path(), &db.url, &[&SUPPORT], "");
+    // BENCH_GENERAL adds [general] lines (diagnostics, e.g. no acknowledgements).
+    let general = std::env::var("BENCH_GENERAL").unwrap_or_default();
+    let config = write_config(&stack, db.dir.path(), &db.url, &[&SUPPORT], &general);
     let store = db.store().await;
 
     // 1. Throughput.

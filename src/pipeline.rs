@@ -27,7 +27,7 @@ use crate::mail::compose::{self, Author, Outgoing};
 use crate::mail::parse::{self, Inbound, Mailbox};
 use crate::mail::thread;
 use crate::mail::token;
-use crate::store::{NewMessage, NewOutbox, NewTicket, RawSource, Status, Store, Ticket, Tx};
+use crate::store::{NewMessage, NewOutbox, NewTicket, RawSource, Status, Store, StoredRaw, Ticket, Tx};
 use crate::templates;
 
 /// Parse attempts before a mail is stored without parsing.
@@ -76,6 +76,88 @@ pub enum Outcome {
         acknowledged: bool,
     },
     Duplicate,
+}
+
+/// One mail handed to the pipeline.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub source: Source,
+    pub raw: Vec<u8>,
+    /// Size on the server.
+    pub size: u64,
+    /// `raw` holds only the headers of a mail over `max_message_size`.
+    pub truncated: bool,
+}
+
+/// A mail after step 1 (its raw bytes committed).
+struct Received {
+    item: Incoming,
+    sha256: String,
+    stored: StoredRaw,
+}
+
+fn raw_source(source: &Source) -> RawSource<'_> {
+    match source {
+        Source::Imap {
+            department,
+            folder,
+            uidvalidity,
+            uid,
+        } => RawSource {
+            source: "imap",
+            department,
+            folder: Some(folder),
+            uidvalidity: Some(i64::from(*uidvalidity)),
+            uid: Some(i64::from(*uid)),
+        },
+        Source::Pipe { department } => RawSource {
+            source: "pipe",
+            department,
+            folder: None,
+            uidvalidity: None,
+            uid: None,
+        },
+    }
+}
+
+/// Moves an IMAP mailbox's checkpoint to this mail.
+async fn advance(tx: &mut Tx, source: &Source, now: i64) -> anyhow::Result<()> {
+    if let Source::Imap {
+        department,
+        folder,
+        uidvalidity,
+        uid,
+    } = source
+    {
+        tx.set_checkpoint(department, folder, i64::from(*uidvalidity), i64::from(*uid), now)
+            .await?;
+    }
+    Ok(())
+}
+
+fn log_outcome(department: &Department, source: &Source, mail: Option<&Inbound>, outcome: &Outcome) {
+    let uid = match source {
+        Source::Imap { uid, .. } => Some(*uid),
+        Source::Pipe { .. } => None,
+    };
+    let message_id = mail.and_then(|m| m.message_id.as_deref()).unwrap_or("");
+    match outcome {
+        Outcome::Stored {
+            reference,
+            signal,
+            acknowledged,
+        } => info!(
+            mailbox = %department.key,
+            uid,
+            message_id,
+            ticket = %reference,
+            signal = signal.as_str(),
+            acknowledged,
+            problems = mail.map_or(0, |m| m.problems.len()),
+            "mail stored"
+        ),
+        Outcome::Duplicate => info!(mailbox = %department.key, uid, message_id, "duplicate mail skipped"),
+    }
 }
 
 /// Everything the pipeline needs, shared by all mailbox tasks.
@@ -132,85 +214,188 @@ impl Pipeline {
         size: u64,
         truncated: bool,
     ) -> anyhow::Result<Outcome> {
+        let mut outcomes = self
+            .ingest_many(
+                department,
+                vec![Incoming {
+                    source,
+                    raw,
+                    size,
+                    truncated,
+                }],
+            )
+            .await?;
+        Ok(outcomes.pop().expect("one outcome per mail"))
+    }
+
+    /// Stores mails in order (one fetched IMAP batch); outcomes in the same
+    /// order. Mail never seen before is stored together: one transaction
+    /// for the raw bytes, one for everything else with a single checkpoint
+    /// (group commit). A batch seen before (a crash or an error interrupted
+    /// it) is processed one mail at a time, each attempt counted right
+    /// before its parse, so a crash is blamed on the mail that caused it.
+    /// An error means the mails from the failing one on are not stored.
+    pub async fn ingest_many(&self, department: &Department, items: Vec<Incoming>) -> anyhow::Result<Vec<Outcome>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = crate::now_ms();
-        let (raw, sha256) = if raw.len() > 1 << 20 {
-            tokio::task::spawn_blocking(move || {
-                let sha = hex::encode(Sha256::digest(&raw));
-                (raw, sha)
-            })
-            .await
-            .context("hashing the message")?
-        } else {
-            let sha = hex::encode(Sha256::digest(&raw));
-            (raw, sha)
-        };
-        let raw_source = match &source {
-            Source::Imap {
-                department,
-                folder,
-                uidvalidity,
-                uid,
-            } => RawSource {
-                source: "imap",
-                department,
-                folder: Some(folder),
-                uidvalidity: Some(i64::from(*uidvalidity)),
-                uid: Some(i64::from(*uid)),
-            },
-            Source::Pipe { department } => RawSource {
-                source: "pipe",
-                department,
-                folder: None,
-                uidvalidity: None,
-                uid: None,
-            },
-        };
+        let mut hashed = Vec::with_capacity(items.len());
+        for item in items {
+            let (item, sha256) = if item.raw.len() > 1 << 20 {
+                tokio::task::spawn_blocking(move || {
+                    let sha = hex::encode(Sha256::digest(&item.raw));
+                    (item, sha)
+                })
+                .await
+                .context("hashing the message")?
+            } else {
+                let sha = hex::encode(Sha256::digest(&item.raw));
+                (item, sha)
+            };
+            hashed.push((item, sha256));
+        }
 
         // 1. Raw first.
         let mut tx = self.store.begin().await?;
-        let stored = tx
-            .store_raw(&raw_source, &sha256, size as i64, &raw, truncated, now)
-            .await
-            .context("storing the raw message")?;
-        let raw_id = stored.raw_message_id;
-        if stored.already_stored {
-            // Fetched or piped again (another reader, a lost checkpoint, an
-            // MTA retry): only move the checkpoint on.
-            self.advance(&mut tx, &source, now).await?;
-            tx.commit().await?;
-            info!(mailbox = %department.key, raw_message_id = raw_id, "mail already stored; skipped");
-            return Ok(Outcome::Duplicate);
+        let mut received = Vec::with_capacity(hashed.len());
+        for (item, sha256) in hashed {
+            let stored = tx
+                .store_raw(
+                    &raw_source(&item.source),
+                    &sha256,
+                    item.size as i64,
+                    &item.raw,
+                    item.truncated,
+                    now,
+                )
+                .await
+                .context("storing the raw message")?;
+            received.push(Received { item, sha256, stored });
         }
-        // An earlier attempt that ended in an error in this process is not
-        // counted; one that ended the process (a crash) is.
-        let failed_here = self
-            .failed_here
-            .lock()
-            .map(|f| f.contains(&raw_id))
-            .unwrap_or(false);
-        let attempts = if stored.fresh || failed_here {
-            stored.attempts
-        } else {
-            tx.count_attempt(raw_id).await?
-        };
         tx.commit().await?;
 
-        // 2. Parse.
-        let raw_len = raw.len();
+        let seen_before = received.iter().any(|r| !r.stored.fresh && !r.stored.already_stored);
+        let outcomes = if seen_before {
+            self.one_by_one(department, &received).await?
+        } else {
+            match self.together(department, &received).await {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    warn!(mailbox = %department.key, error = format!("{e:#}"), mails = received.len(), "storing the batch failed; retrying mail by mail");
+                    if let Ok(mut failed) = self.failed_here.lock() {
+                        failed.extend(received.iter().map(|r| r.stored.raw_message_id));
+                    }
+                    self.one_by_one(department, &received).await?
+                }
+            }
+        };
+        if outcomes.iter().any(|o| matches!(o, Outcome::Stored { acknowledged: true, .. })) {
+            self.outbox_wakeup.notify_waiters();
+        }
+        Ok(outcomes)
+    }
+
+    /// Steps 2 and 3 for a batch of fresh mail, in one transaction.
+    async fn together(&self, department: &Department, received: &[Received]) -> anyhow::Result<Vec<Outcome>> {
+        let mut mails = Vec::with_capacity(received.len());
+        for r in received {
+            mails.push(if r.stored.already_stored {
+                None
+            } else {
+                Some(self.parse(department, r, r.stored.attempts).await)
+            });
+        }
+        let now = crate::now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut outcomes = Vec::with_capacity(received.len());
+        for (r, mail) in received.iter().zip(&mails) {
+            outcomes.push(match mail {
+                None => Outcome::Duplicate,
+                Some(mail) => self.finish(&mut tx, department, r, mail, now).await?,
+            });
+        }
+        if let Some(last) = received.last() {
+            advance(&mut tx, &last.item.source, now).await?;
+        }
+        tx.commit().await?;
+        for ((r, mail), outcome) in received.iter().zip(&mails).zip(&outcomes) {
+            log_outcome(department, &r.item.source, mail.as_ref(), outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Steps 2 and 3 mail by mail, each in its own transaction.
+    async fn one_by_one(&self, department: &Department, received: &[Received]) -> anyhow::Result<Vec<Outcome>> {
+        let mut outcomes = Vec::with_capacity(received.len());
+        for r in received {
+            let raw_id = r.stored.raw_message_id;
+            if r.stored.already_stored {
+                // Fetched or piped again (another reader, a lost
+                // checkpoint, an MTA retry): only move the checkpoint on.
+                let now = crate::now_ms();
+                let mut tx = self.store.begin().await?;
+                advance(&mut tx, &r.item.source, now).await?;
+                tx.commit().await?;
+                log_outcome(department, &r.item.source, None, &Outcome::Duplicate);
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            // An earlier attempt that ended in an error in this process is
+            // not counted; one that ended the process (a crash) is.
+            let failed_here = self.failed_here.lock().map(|f| f.contains(&raw_id)).unwrap_or(false);
+            let attempts = if r.stored.fresh || failed_here {
+                r.stored.attempts
+            } else {
+                let mut tx = self.store.begin().await?;
+                let n = tx.count_attempt(raw_id).await?;
+                tx.commit().await?;
+                n
+            };
+            let mail = self.parse(department, r, attempts).await;
+            let now = crate::now_ms();
+            let result = async {
+                let mut tx = self.store.begin().await?;
+                let outcome = self.finish(&mut tx, department, r, &mail, now).await?;
+                advance(&mut tx, &r.item.source, now).await?;
+                tx.commit().await?;
+                anyhow::Ok(outcome)
+            }
+            .await;
+            if let Ok(mut failed) = self.failed_here.lock() {
+                match &result {
+                    Ok(_) => failed.remove(&raw_id),
+                    Err(_) => failed.insert(raw_id),
+                };
+            }
+            let outcome = result.with_context(|| {
+                format!(
+                    "storing mail {} (raw message {raw_id})",
+                    mail.message_id.as_deref().unwrap_or("without Message-ID")
+                )
+            })?;
+            log_outcome(department, &r.item.source, Some(&mail), &outcome);
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Step 2: the parsed mail, or what is kept of a mail that crashed the
+    /// daemon `MAX_PARSE_ATTEMPTS` times.
+    async fn parse(&self, department: &Department, r: &Received, attempts: i64) -> Inbound {
+        let raw = &r.item.raw;
         let mut mail = if attempts > MAX_PARSE_ATTEMPTS {
-            warn!(mailbox = %department.key, raw_message_id = raw_id, attempts, "mail crashed the daemon before; storing it unparsed");
+            warn!(mailbox = %department.key, raw_message_id = r.stored.raw_message_id, attempts, "mail crashed the daemon before; storing it unparsed");
             Inbound {
-                text: parse::clean_text(
-                    &String::from_utf8_lossy(&raw[..raw_len.min(1 << 20)]),
-                    usize::MAX,
-                ),
+                text: parse::clean_text(&String::from_utf8_lossy(&raw[..raw.len().min(1 << 20)]), usize::MAX),
                 problems: vec![format!(
                     "processing failed {} times; stored without parsing",
                     attempts - 1
                 )],
                 ..Inbound::default()
             }
-        } else if raw_len > 256 * 1024 {
+        } else if raw.len() > 256 * 1024 {
+            let raw = raw.clone();
             tokio::task::spawn_blocking(move || parse::parse(&raw))
                 .await
                 .unwrap_or_else(|_| Inbound {
@@ -218,111 +403,33 @@ impl Pipeline {
                     ..Inbound::default()
                 })
         } else {
-            parse::parse(&raw)
+            parse::parse(raw)
         };
-        if truncated {
+        if r.item.truncated {
             mail.problems.push(format!(
-                "message of {size} bytes exceeds max_message_size ({} bytes): only its headers were stored",
-                self.config.general.max_message_size
+                "message of {} bytes exceeds max_message_size ({} bytes): only its headers were stored",
+                r.item.size, self.config.general.max_message_size
             ));
         }
-
-        // 3. One transaction for everything else.
-        let result = self
-            .finish(
-                department,
-                &source,
-                raw_id,
-                &sha256,
-                raw_len == 0 || truncated,
-                &mail,
-                now,
-            )
-            .await;
-        if let Ok(mut failed) = self.failed_here.lock() {
-            match &result {
-                Ok(_) => failed.remove(&raw_id),
-                Err(_) => failed.insert(raw_id),
-            };
-        }
-        let outcome = result.with_context(|| {
-            format!(
-                "storing mail {} (raw message {raw_id})",
-                mail.message_id.as_deref().unwrap_or("without Message-ID")
-            )
-        })?;
-
-        let uid = match &source {
-            Source::Imap { uid, .. } => Some(*uid),
-            Source::Pipe { .. } => None,
-        };
-        match &outcome {
-            Outcome::Stored {
-                reference,
-                signal,
-                acknowledged,
-            } => {
-                if *acknowledged {
-                    self.outbox_wakeup.notify_one();
-                }
-                info!(
-                    mailbox = %department.key,
-                    uid,
-                    message_id = mail.message_id.as_deref().unwrap_or(""),
-                    ticket = %reference,
-                    signal = signal.as_str(),
-                    acknowledged,
-                    problems = mail.problems.len(),
-                    "mail stored"
-                );
-            }
-            Outcome::Duplicate => info!(
-                mailbox = %department.key,
-                uid,
-                message_id = mail.message_id.as_deref().unwrap_or(""),
-                "duplicate mail skipped"
-            ),
-        }
-        Ok(outcome)
+        mail
     }
 
-    async fn advance(&self, tx: &mut Tx, source: &Source, now: i64) -> anyhow::Result<()> {
-        if let Source::Imap {
-            department,
-            folder,
-            uidvalidity,
-            uid,
-        } = source
-        {
-            tx.set_checkpoint(
-                department,
-                folder,
-                i64::from(*uidvalidity),
-                i64::from(*uid),
-                now,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Step 3: duplicate check, the ticket change, the checkpoint.
-    #[allow(clippy::too_many_arguments)]
+    /// Step 3 for one mail inside the caller's transaction: duplicate
+    /// check, claiming the raw row, the ticket change.
     async fn finish(
         &self,
+        tx: &mut Tx,
         department: &Department,
-        source: &Source,
-        raw_id: i64,
-        sha256: &str,
-        partial: bool,
+        r: &Received,
         mail: &Inbound,
         now: i64,
     ) -> anyhow::Result<Outcome> {
-        let mut tx = self.store.begin().await?;
+        let raw_id = r.stored.raw_message_id;
         // Empty or truncated raw bytes say nothing about identity.
+        let partial = r.item.raw.is_empty() || r.item.truncated;
         let duplicate = !partial
             && tx
-                .is_duplicate(&department.key, sha256, mail.message_id.as_deref(), raw_id)
+                .is_duplicate(&department.key, &r.sha256, mail.message_id.as_deref(), raw_id)
                 .await?;
         if !tx
             .claim_raw(raw_id, if duplicate { "duplicate" } else { "stored" })
@@ -331,14 +438,10 @@ impl Pipeline {
             // Another daemon stored this mail meanwhile.
             return Ok(Outcome::Duplicate);
         }
-        let outcome = if duplicate {
-            Outcome::Duplicate
-        } else {
-            self.apply(&mut tx, department, raw_id, mail, now).await?
-        };
-        self.advance(&mut tx, source, now).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        if duplicate {
+            return Ok(Outcome::Duplicate);
+        }
+        self.apply(tx, department, raw_id, mail, now).await
     }
 
     async fn apply(
@@ -532,8 +635,6 @@ impl Pipeline {
                 linked_ticket_id: linked,
                 now,
             })
-            .await?;
-        tx.insert_event(ticket.ticket_id, "created", None, None, now)
             .await?;
         if let Some(a) = &department.default_assignee {
             tx.insert_event(ticket.ticket_id, "assigned", None, Some(a), now)

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{AfterIngest, Department, Imap, TlsMode};
-use crate::pipeline::{Pipeline, Source};
+use crate::pipeline::{Incoming, Pipeline, Source};
 
 /// Bodies fetched per `UID FETCH`: bounded so one command never buffers
 /// more than this many mails, or more than `BATCH_BYTES`.
@@ -438,47 +438,63 @@ impl Reader {
             }
         }
 
-        let mut done = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(batch.len());
+        let mut missing = None;
         for &(uid, size) in batch {
-            if self.cancel.is_cancelled() {
-                break;
-            }
             let mut truncated = size > limit;
             let raw = match bodies.remove(&uid) {
                 Some(raw) => raw,
-                None => match self.missing_body(session, uid).await? {
+                None => match self.missing_body(session, uid).await {
                     // Expunged meanwhile by someone else: nothing to store.
-                    None => continue,
+                    Ok(None) => continue,
                     // Recorded as partial: never deleted from the server.
-                    Some(placeholder) => {
+                    Ok(Some(placeholder)) => {
                         truncated = true;
                         placeholder
+                    }
+                    // Store what came before it, then retry from it.
+                    Err(e) => {
+                        missing = Some(e);
+                        break;
                     }
                 },
             };
             if truncated {
                 self.keep_on_server.insert(uid);
             }
-            let source = Source::Imap {
-                department: self.department.key.clone(),
-                folder: self.imap.folder.clone(),
-                uidvalidity,
-                uid,
-            };
-            self.pipeline
-                .ingest(
-                    &self.department,
-                    source,
-                    raw,
-                    if size == u64::MAX { 0 } else { size },
-                    truncated,
-                )
-                .await
-                .with_context(|| format!("storing UID {uid}"))?;
-            self.body_failures.remove(&uid);
-            done.push(uid);
+            items.push(Incoming {
+                source: Source::Imap {
+                    department: self.department.key.clone(),
+                    folder: self.imap.folder.clone(),
+                    uidvalidity,
+                    uid,
+                },
+                raw,
+                size: if size == u64::MAX { 0 } else { size },
+                truncated,
+            });
         }
-        Ok(done)
+        let uids: Vec<u32> = items
+            .iter()
+            .filter_map(|i| match i.source {
+                Source::Imap { uid, .. } => Some(uid),
+                Source::Pipe { .. } => None,
+            })
+            .collect();
+        self.pipeline
+            .ingest_many(&self.department, items)
+            .await
+            .with_context(|| format!("storing UIDs {}", uid_set(&uids)))?;
+        for uid in &uids {
+            self.body_failures.remove(uid);
+        }
+        match missing {
+            Some(e) => {
+                // The stored ones are finished at the next connect.
+                Err(e)
+            }
+            None => Ok(uids),
+        }
     }
 
     /// A listed mail whose body did not come back: `None` when it was
