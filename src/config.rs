@@ -769,7 +769,7 @@ fn compile(
                     &format!("{at}.default_assignee"),
                     format!("`{}` is not a [[staff]] member", a.get_ref()),
                 ),
-                Some(s) if !s.departments.iter().any(|k| *k == key) => c.warning(
+                Some(s) if !s.departments.contains(&key) => c.warning(
                     a.span(),
                     &format!("{at}.default_assignee"),
                     format!("`{}` is not in this department's staff", a.get_ref()),

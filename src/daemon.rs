@@ -99,6 +99,7 @@ pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> any
         store.clone(),
         config.clone(),
         wakeup,
+        pipeline.backlog().clone(),
         cancel.clone(),
     ));
     tracker.close();

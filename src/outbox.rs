@@ -5,24 +5,34 @@
 //! on the ticket. Cancellation is honoured between mails, never between
 //! the server's acceptance and marking the row sent.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use lettre::Address;
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Smtp, TlsMode};
+use crate::pipeline::Backlog;
 use crate::store::{OutboxMail, Store};
 
-/// Mails in flight at once (over pooled connections).
+/// Mails in flight at once per department (one connection each).
 const CONCURRENCY: usize = 4;
+/// Above this many mails waiting to be ingested, each department sends
+/// over one connection, at most one mail per `BURST_GAP`: storing mail
+/// (which makes it safe) gets the CPU first, acknowledgements follow.
+const BACKLOG_THROTTLE: usize = 64;
+const BURST_GAP: Duration = Duration::from_millis(50);
 /// Rows claimed at once per department.
 const BATCH: i64 = 16;
 /// How long a claimed row is reserved for this daemon.
@@ -32,41 +42,213 @@ const POLL: Duration = Duration::from_secs(1);
 /// Give up on temporary failures after this many attempts (about 2 days).
 const MAX_ATTEMPTS: i64 = 60;
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
+/// Connections of one department to its SMTP server: lettre speaks the
+/// protocol, we own the sockets. lettre's own pool writes the message and
+/// its final `.` in two writes on a socket without `TCP_NODELAY`, which
+/// costs a delayed-ACK stall (~40 ms) per mail; here every socket has
+/// `TCP_NODELAY` and every step runs under the configured timeout.
+pub struct Transport {
+    smtp: Smtp,
+    credentials: Option<Credentials>,
+    /// Idle connections with the time they were last used.
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+}
 
-/// Builds the transport for one department's SMTP settings.
-pub fn transport(smtp: &Smtp) -> anyhow::Result<Transport> {
-    let params = || -> anyhow::Result<TlsParameters> {
-        let mut b = TlsParameters::builder(smtp.host.clone());
-        if let Some(path) = &smtp.ca_file {
-            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            b = b.add_root_certificate(Certificate::from_pem(&pem).context("parsing the CA file")?);
+/// Idle connections older than this are closed rather than reused (servers
+/// drop idle clients; Postfix after 300 s by default).
+const IDLE_REUSE: Duration = Duration::from_secs(20);
+
+impl Transport {
+    pub fn new(smtp: &Smtp) -> anyhow::Result<Transport> {
+        // Fail early on a broken CA file rather than at the first mail.
+        if smtp.tls != TlsMode::None {
+            tls_parameters(smtp)?;
         }
-        b.build_rustls().context("TLS parameters")
-    };
-    let tls = match smtp.tls {
-        TlsMode::Tls => Tls::Wrapper(params()?),
-        TlsMode::Starttls => Tls::Required(params()?),
-        TlsMode::None => Tls::None,
-    };
-    let mut b = Transport::builder_dangerous(&smtp.host)
-        .port(smtp.port)
-        .tls(tls)
-        .timeout(Some(smtp.timeout))
-        // Servers close idle connections; a short idle timeout avoids
-        // sending on a connection the server already dropped.
-        .pool_config(
-            PoolConfig::new()
-                .max_size(CONCURRENCY as u32)
-                .idle_timeout(Duration::from_secs(20)),
-        );
-    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-        b = b.credentials(Credentials::new(
-            user.clone(),
-            password.expose().to_string(),
-        ));
+        Ok(Transport {
+            smtp: smtp.clone(),
+            credentials: match (&smtp.username, &smtp.password) {
+                (Some(u), Some(p)) => Some(Credentials::new(u.clone(), p.expose().to_string())),
+                _ => None,
+            },
+            idle: std::sync::Mutex::new(Vec::new()),
+        })
     }
-    Ok(b.build())
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.smtp.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(&e, what)),
+            Err(_) => Err(Failure::Temporary(format!(
+                "{what}: no answer within {:?}",
+                self.smtp.timeout
+            ))),
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
+        let smtp = &self.smtp;
+        let temporary = |what: &str, e: &dyn std::fmt::Display| {
+            Failure::Temporary(format!("{what} {}:{}: {e}", smtp.host, smtp.port))
+        };
+        let tcp = match tokio::time::timeout(
+            smtp.timeout,
+            TcpStream::connect((smtp.host.as_str(), smtp.port)),
+        )
+        .await
+        {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(temporary("connecting to", &e)),
+            Err(_) => return Err(temporary("connecting to", &"timed out")),
+        };
+        let _ = tcp.set_nodelay(true);
+        let hello = ClientId::default();
+        let stream: Box<dyn AsyncTokioStream> = if smtp.tls == TlsMode::Tls {
+            let config = crate::tls::client_config(smtp.ca_file.as_deref())
+                .map_err(|e| Failure::Temporary(format!("{e:#}")))?;
+            let name = rustls_pki_types::ServerName::try_from(smtp.host.clone())
+                .map_err(|e| Failure::Temporary(format!("{}: {e}", smtp.host)))?;
+            match tokio::time::timeout(
+                smtp.timeout,
+                tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+            )
+            .await
+            {
+                Ok(Ok(tls)) => Box::new(TlsTcp(tls)),
+                Ok(Err(e)) => return Err(temporary("TLS handshake with", &e)),
+                Err(_) => return Err(temporary("TLS handshake with", &"timed out")),
+            }
+        } else {
+            Box::new(tcp)
+        };
+        let mut conn = self
+            .timed(
+                "greeting",
+                AsyncSmtpConnection::connect_with_transport(stream, &hello),
+            )
+            .await?;
+        if smtp.tls == TlsMode::Starttls {
+            let params = tls_parameters(smtp).map_err(|e| Failure::Temporary(format!("{e:#}")))?;
+            self.timed("STARTTLS", conn.starttls(params, &hello))
+                .await?;
+        }
+        if let Some(credentials) = &self.credentials {
+            self.timed(
+                "AUTH",
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
+            )
+            .await?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends one mail; a reused connection that fails is retried once on a
+    /// fresh one (the server may have closed it while idle).
+    async fn send(&self, envelope: &Envelope, data: &[u8]) -> Result<(), Failure> {
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|(_, used)| used.elapsed() < IDLE_REUSE);
+            idle.pop().map(|(c, _)| c)
+        };
+        if let Some(mut conn) = reused {
+            match self.timed("sending", conn.send(envelope, data)).await {
+                Ok(_) => {
+                    self.put_back(conn);
+                    return Ok(());
+                }
+                Err(Failure::Permanent(e)) => return Err(Failure::Permanent(e)),
+                Err(Failure::Temporary(_)) => {}
+            }
+        }
+        let mut conn = self.connect().await?;
+        self.timed("sending", conn.send(envelope, data)).await?;
+        self.put_back(conn);
+        Ok(())
+    }
+
+    fn put_back(&self, conn: AsyncSmtpConnection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push((conn, Instant::now()));
+        }
+    }
+
+    /// Says QUIT on every idle connection.
+    pub async fn shutdown(&self) {
+        let conns: Vec<_> = self
+            .idle
+            .lock()
+            .map(|mut idle| idle.drain(..).map(|(c, _)| c).collect())
+            .unwrap_or_default();
+        for mut c in conns {
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.quit()).await;
+        }
+    }
+}
+
+fn tls_parameters(smtp: &Smtp) -> anyhow::Result<TlsParameters> {
+    let mut b = TlsParameters::builder(smtp.host.clone());
+    if let Some(path) = &smtp.ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        b = b.add_root_certificate(Certificate::from_pem(&pem).context("parsing the CA file")?);
+    }
+    b.build_rustls().context("TLS parameters")
+}
+
+/// A rustls client stream as lettre wants it (implicit TLS, SMTPS).
+#[derive(Debug)]
+struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl tokio::io::AsyncRead for TlsTcp {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsTcp {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsTcp {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+/// Permanent (5xx) or temporary; authentication and local configuration
+/// problems are temporary: the operator fixes them and the mail goes out.
+fn classify(e: &lettre::transport::smtp::Error, what: &str) -> Failure {
+    let code = e.status().map(u16::from);
+    let auth = matches!(code, Some(530 | 534 | 535 | 538));
+    if e.is_permanent() && !auth {
+        Failure::Permanent(format!("{what}: {e}"))
+    } else {
+        Failure::Temporary(format!("{what}: {e}"))
+    }
 }
 
 /// Delivers the outbox until cancelled: one sender per department, so a
@@ -75,12 +257,13 @@ pub async fn run(
     store: Store,
     config: Arc<Config>,
     wakeup: Arc<Notify>,
+    backlog: Backlog,
     cancel: CancellationToken,
 ) {
     let mut senders = tokio::task::JoinSet::new();
     for d in &config.departments {
         let Some(smtp) = &d.smtp else { continue };
-        let transport = match transport(smtp) {
+        let transport = match Transport::new(smtp) {
             Ok(t) => Some(t),
             Err(e) => {
                 warn!(department = %d.key, error = format!("{e:#}"), "cannot set up SMTP; its mail waits in the outbox");
@@ -92,6 +275,7 @@ pub async fn run(
             transport,
             store.clone(),
             wakeup.clone(),
+            backlog.clone(),
             cancel.clone(),
         ));
     }
@@ -106,6 +290,7 @@ async fn department_sender(
     transport: Option<Transport>,
     store: Store,
     wakeup: Arc<Notify>,
+    backlog: Backlog,
     cancel: CancellationToken,
 ) {
     let transport = transport.map(Arc::new);
@@ -130,11 +315,20 @@ async fn department_sender(
                     }
                 }
             }
-            while in_flight.len() < CONCURRENCY
+            let burst = backlog.get() > BACKLOG_THROTTLE;
+            let slots = if burst { 1 } else { CONCURRENCY };
+            while in_flight.len() < slots
                 && let Some(mail) = queue.pop_front()
             {
                 let (store, transport) = (store.clone(), transport.clone());
-                in_flight.spawn(async move { deliver(&store, transport.as_deref(), mail).await });
+                in_flight.spawn(async move {
+                    let started = Instant::now();
+                    deliver(&store, transport.as_deref(), mail).await;
+                    if burst {
+                        // A trickle while mail waits to be stored.
+                        tokio::time::sleep(BURST_GAP.saturating_sub(started.elapsed())).await;
+                    }
+                });
             }
         }
         if in_flight.is_empty() {
@@ -226,27 +420,7 @@ async fn send(transport: &Transport, mail: &OutboxMail) -> Result<(), Failure> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let envelope = Envelope::new(Some(from), to).map_err(|e| Failure::Permanent(e.to_string()))?;
-    let mut last = None;
-    // A pooled connection the server closed fails at once; one retry on a
-    // fresh connection tells that apart from a real failure.
-    for _ in 0..2 {
-        match transport.send_raw(&envelope, &mail.data).await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let code = e.status().map(u16::from);
-                let auth = matches!(code, Some(530 | 534 | 535 | 538));
-                if e.is_permanent() && !auth {
-                    return Err(Failure::Permanent(format!("{e}")));
-                }
-                let retry_now = !e.is_permanent() && !e.is_transient() && !e.is_client();
-                last = Some(format!("{e}"));
-                if !retry_now {
-                    break;
-                }
-            }
-        }
-    }
-    Err(Failure::Temporary(last.unwrap_or_default()))
+    transport.send(&envelope, &mail.data).await
 }
 
 #[cfg(test)]

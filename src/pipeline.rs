@@ -14,6 +14,7 @@
 //! participant; otherwise a new ticket.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -27,7 +28,9 @@ use crate::mail::compose::{self, Author, Outgoing};
 use crate::mail::parse::{self, Inbound, Mailbox};
 use crate::mail::thread;
 use crate::mail::token;
-use crate::store::{NewMessage, NewOutbox, NewTicket, RawSource, Status, Store, StoredRaw, Ticket, Tx};
+use crate::store::{
+    NewMessage, NewOutbox, NewTicket, RawSource, Status, Store, StoredRaw, Ticket, Tx,
+};
 use crate::templates;
 
 /// Parse attempts before a mail is stored without parsing.
@@ -129,13 +132,24 @@ async fn advance(tx: &mut Tx, source: &Source, now: i64) -> anyhow::Result<()> {
         uid,
     } = source
     {
-        tx.set_checkpoint(department, folder, i64::from(*uidvalidity), i64::from(*uid), now)
-            .await?;
+        tx.set_checkpoint(
+            department,
+            folder,
+            i64::from(*uidvalidity),
+            i64::from(*uid),
+            now,
+        )
+        .await?;
     }
     Ok(())
 }
 
-fn log_outcome(department: &Department, source: &Source, mail: Option<&Inbound>, outcome: &Outcome) {
+fn log_outcome(
+    department: &Department,
+    source: &Source,
+    mail: Option<&Inbound>,
+    outcome: &Outcome,
+) {
     let uid = match source {
         Source::Imap { uid, .. } => Some(*uid),
         Source::Pipe { .. } => None,
@@ -156,7 +170,50 @@ fn log_outcome(department: &Department, source: &Source, mail: Option<&Inbound>,
             problems = mail.map_or(0, |m| m.problems.len()),
             "mail stored"
         ),
-        Outcome::Duplicate => info!(mailbox = %department.key, uid, message_id, "duplicate mail skipped"),
+        Outcome::Duplicate => {
+            info!(mailbox = %department.key, uid, message_id, "duplicate mail skipped")
+        }
+    }
+}
+
+/// Mail listed on the mail servers but not stored yet, over all mailboxes.
+/// While it is large (a burst, a restart after downtime) the outbox holds
+/// back, so storing mail, which makes it safe, gets the CPU first.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` mails until the returned guard is dropped or told
+    /// they are done.
+    pub fn hold(&self, n: usize) -> BacklogGuard {
+        self.0.fetch_add(n, Ordering::Relaxed);
+        BacklogGuard {
+            backlog: self.clone(),
+            left: n,
+        }
+    }
+}
+
+pub struct BacklogGuard {
+    backlog: Backlog,
+    left: usize,
+}
+
+impl BacklogGuard {
+    pub fn done(&mut self, n: usize) {
+        let n = n.min(self.left);
+        self.left -= n;
+        self.backlog.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for BacklogGuard {
+    fn drop(&mut self) {
+        self.backlog.0.fetch_sub(self.left, Ordering::Relaxed);
     }
 }
 
@@ -169,6 +226,7 @@ pub struct Pipeline {
     /// Raw messages whose processing failed with an error (not a crash)
     /// in this process: retrying them is not counted as a parse attempt.
     failed_here: Mutex<HashSet<i64>>,
+    backlog: Backlog,
 }
 
 impl Pipeline {
@@ -184,7 +242,12 @@ impl Pipeline {
             secret,
             outbox_wakeup,
             failed_here: Mutex::new(HashSet::new()),
+            backlog: Backlog::default(),
         }
+    }
+
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
     }
 
     pub fn store(&self) -> &Store {
@@ -235,7 +298,11 @@ impl Pipeline {
     /// it) is processed one mail at a time, each attempt counted right
     /// before its parse, so a crash is blamed on the mail that caused it.
     /// An error means the mails from the failing one on are not stored.
-    pub async fn ingest_many(&self, department: &Department, items: Vec<Incoming>) -> anyhow::Result<Vec<Outcome>> {
+    pub async fn ingest_many(
+        &self,
+        department: &Department,
+        items: Vec<Incoming>,
+    ) -> anyhow::Result<Vec<Outcome>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -271,11 +338,17 @@ impl Pipeline {
                 )
                 .await
                 .context("storing the raw message")?;
-            received.push(Received { item, sha256, stored });
+            received.push(Received {
+                item,
+                sha256,
+                stored,
+            });
         }
         tx.commit().await?;
 
-        let seen_before = received.iter().any(|r| !r.stored.fresh && !r.stored.already_stored);
+        let seen_before = received
+            .iter()
+            .any(|r| !r.stored.fresh && !r.stored.already_stored);
         let outcomes = if seen_before {
             self.one_by_one(department, &received).await?
         } else {
@@ -290,14 +363,26 @@ impl Pipeline {
                 }
             }
         };
-        if outcomes.iter().any(|o| matches!(o, Outcome::Stored { acknowledged: true, .. })) {
+        if outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::Stored {
+                    acknowledged: true,
+                    ..
+                }
+            )
+        }) {
             self.outbox_wakeup.notify_waiters();
         }
         Ok(outcomes)
     }
 
     /// Steps 2 and 3 for a batch of fresh mail, in one transaction.
-    async fn together(&self, department: &Department, received: &[Received]) -> anyhow::Result<Vec<Outcome>> {
+    async fn together(
+        &self,
+        department: &Department,
+        received: &[Received],
+    ) -> anyhow::Result<Vec<Outcome>> {
         let mut mails = Vec::with_capacity(received.len());
         for r in received {
             mails.push(if r.stored.already_stored {
@@ -326,7 +411,11 @@ impl Pipeline {
     }
 
     /// Steps 2 and 3 mail by mail, each in its own transaction.
-    async fn one_by_one(&self, department: &Department, received: &[Received]) -> anyhow::Result<Vec<Outcome>> {
+    async fn one_by_one(
+        &self,
+        department: &Department,
+        received: &[Received],
+    ) -> anyhow::Result<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(received.len());
         for r in received {
             let raw_id = r.stored.raw_message_id;
@@ -343,7 +432,11 @@ impl Pipeline {
             }
             // An earlier attempt that ended in an error in this process is
             // not counted; one that ended the process (a crash) is.
-            let failed_here = self.failed_here.lock().map(|f| f.contains(&raw_id)).unwrap_or(false);
+            let failed_here = self
+                .failed_here
+                .lock()
+                .map(|f| f.contains(&raw_id))
+                .unwrap_or(false);
             let attempts = if r.stored.fresh || failed_here {
                 r.stored.attempts
             } else {
@@ -387,7 +480,10 @@ impl Pipeline {
         let mut mail = if attempts > MAX_PARSE_ATTEMPTS {
             warn!(mailbox = %department.key, raw_message_id = r.stored.raw_message_id, attempts, "mail crashed the daemon before; storing it unparsed");
             Inbound {
-                text: parse::clean_text(&String::from_utf8_lossy(&raw[..raw.len().min(1 << 20)]), usize::MAX),
+                text: parse::clean_text(
+                    &String::from_utf8_lossy(&raw[..raw.len().min(1 << 20)]),
+                    usize::MAX,
+                ),
                 problems: vec![format!(
                     "processing failed {} times; stored without parsing",
                     attempts - 1
@@ -429,7 +525,12 @@ impl Pipeline {
         let partial = r.item.raw.is_empty() || r.item.truncated;
         let duplicate = !partial
             && tx
-                .is_duplicate(&department.key, &r.sha256, mail.message_id.as_deref(), raw_id)
+                .is_duplicate(
+                    &department.key,
+                    &r.sha256,
+                    mail.message_id.as_deref(),
+                    raw_id,
+                )
                 .await?;
         if !tx
             .claim_raw(raw_id, if duplicate { "duplicate" } else { "stored" })

@@ -275,7 +275,7 @@ impl Store {
                     if conn.backend_name() == "SQLite" {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
                         )
                         .await?;
                     }

@@ -131,3 +131,9 @@ create table event (
     created_at bigint not null
 );
 create index event_ticket on event (ticket_id, event_id);
+
+-- Mail is mostly compressed or encoded already: store large values out of
+-- line without trying pglz on every one of them.
+alter table raw_message alter column data set storage external;
+alter table attachment alter column content set storage external;
+alter table outbox alter column data set storage external;

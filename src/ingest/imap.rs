@@ -372,6 +372,7 @@ impl Reader {
                 return Ok(());
             }
             debug!(mailbox = %key, new = pending.len(), "new mail");
+            let mut backlog = self.pipeline.backlog().hold(pending.len());
             let mut batch: Vec<(u32, u64)> = Vec::new();
             let mut batch_bytes = 0u64;
             for (i, &(uid, size)) in pending.iter().enumerate() {
@@ -382,6 +383,7 @@ impl Reader {
                     .is_some_and(|(_, s)| batch_bytes.saturating_add(*s) > BATCH_BYTES);
                 if batch.len() >= BATCH_MAILS || next_too_big || i + 1 == pending.len() {
                     let done = self.ingest_batch(session, uidvalidity, &batch).await?;
+                    backlog.done(batch.len());
                     self.after_ingest(session, ops, &done).await;
                     if self.cancel.is_cancelled() {
                         return Ok(());

@@ -151,12 +151,11 @@ async fn replies_thread_by_references_subject_tag_and_signed_address_but_not_a_s
     .envelope_to("support+sup-1.00000000000000000000@example.com");
     w.stack.send(&forged).await;
 
-    let t = eventually("five more mails stored", WAIT, async || {
+    eventually("five more mails stored", WAIT, async || {
         let l = list(&w.config);
         (l.len() == 3 && l[0]["message_count"] == 5).then_some(())
     })
     .await;
-    let _ = t;
     let t = show(&w.config, "SUP-1");
     let signals: Vec<(&str, &str)> = messages(&t)
         .iter()
