@@ -285,10 +285,22 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("connecting to the {backend:?} database"))?;
-        migrations(backend)
-            .run(&pool)
-            .await
-            .context("applying database migrations")?;
+        // Two processes starting on a fresh SQLite file (the daemon and a
+        // CLI command) race to apply the first migration; sqlx locks only on
+        // PostgreSQL. The loser fails on "table exists"; on retry it sees
+        // the migration applied.
+        let mut attempt = 0;
+        loop {
+            match migrations(backend).run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(e).context("applying database migrations"),
+            }
+        }
         Ok(Store { pool, backend })
     }
 

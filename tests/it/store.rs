@@ -9,7 +9,7 @@ use helpdesk::store::{
     Store, Ticket, TicketFilter, Tx,
 };
 
-use crate::support::{Backend, TestDb};
+use crate::support::{Backend, TestDb, eventually};
 
 const T0: i64 = 1_700_000_000_000;
 const MINUTE: i64 = 60_000;
@@ -1235,3 +1235,113 @@ async fn check_counts_and_outbox_counts(backend: Backend) {
 on_both_backends!(check_counts_and_outbox_counts =>
     sqlite_counts_and_outbox_counts_add_up,
     postgres_counts_and_outbox_counts_add_up);
+
+async fn check_lock_mailbox(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let first = store.lock_mailbox("SUP", "INBOX").await.unwrap();
+    assert!(first.is_some());
+    let second = store.lock_mailbox("SUP", "INBOX").await.unwrap();
+    let other = store.lock_mailbox("SAL", "INBOX").await.unwrap();
+    assert!(other.is_some(), "another mailbox is free");
+    match backend {
+        // One daemon per SQLite database: nothing to exclude.
+        Backend::Sqlite => assert!(second.is_some()),
+        Backend::Postgres => {
+            assert!(second.is_none(), "held by the first reader");
+            drop(first);
+            // The lock goes with its connection.
+            let again = eventually(
+                "lock released",
+                std::time::Duration::from_secs(5),
+                async || store.lock_mailbox("SUP", "INBOX").await.unwrap(),
+            )
+            .await;
+            drop(again);
+        }
+    }
+}
+on_both_backends!(check_lock_mailbox =>
+    sqlite_lock_mailbox_admits_one_reader_per_mailbox,
+    postgres_lock_mailbox_admits_one_reader_per_mailbox);
+
+async fn check_partial_uids(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let mut tx = store.begin().await.unwrap();
+    for (uid, truncated) in [(1, false), (2, true), (3, false), (4, true)] {
+        let source = RawSource {
+            source: "imap",
+            department: "SUP",
+            folder: Some("INBOX"),
+            uidvalidity: Some(9),
+            uid: Some(uid),
+        };
+        tx.store_raw(&source, "sha", 5, b"x", truncated, T0)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut uids = store.partial_uids("SUP", "INBOX", 9).await.unwrap();
+    uids.sort_unstable();
+    assert_eq!(uids, [2, 4]);
+    assert!(
+        store
+            .partial_uids("SUP", "INBOX", 8)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .partial_uids("SUP", "Archive", 9)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+on_both_backends!(check_partial_uids =>
+    sqlite_partial_uids_lists_mail_stored_without_its_content,
+    postgres_partial_uids_lists_mail_stored_without_its_content);
+
+async fn check_ticket_by_id_and_lock(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let t = open_ticket(&store, "SUP", ALICE, T0).await;
+    assert_eq!(
+        store
+            .ticket_by_id(t.ticket_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .reference,
+        "SUP-1"
+    );
+    assert!(store.ticket_by_id(t.ticket_id + 1).await.unwrap().is_none());
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.lock_ticket("sup-1").await.unwrap().unwrap().ticket_id,
+        t.ticket_id
+    );
+    assert!(tx.lock_ticket("SUP-2").await.unwrap().is_none());
+    tx.commit().await.unwrap();
+}
+on_both_backends!(check_ticket_by_id_and_lock =>
+    sqlite_ticket_by_id_and_lock_ticket_find_the_ticket,
+    postgres_ticket_by_id_and_lock_ticket_find_the_ticket);
+
+async fn check_concurrent_first_open(backend: Backend) {
+    // Regression: the daemon and a CLI command starting together on a
+    // fresh SQLite file both applied the first migration; one failed.
+    for _ in 0..5 {
+        let db = TestDb::new(backend).await;
+        let (a, b, c) = tokio::join!(
+            Store::open(&db.url, 2),
+            Store::open(&db.url, 2),
+            Store::open(&db.url, 2)
+        );
+        for s in [a, b, c] {
+            s.unwrap().close().await;
+        }
+    }
+}
+on_both_backends!(check_concurrent_first_open =>
+    sqlite_processes_opening_a_fresh_database_together_all_succeed,
+    postgres_processes_opening_a_fresh_database_together_all_succeed);
