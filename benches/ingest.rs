@@ -66,30 +66,6 @@ fn text(rng: &mut Rng, bytes: usize) -> String {
     s
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for j in 0..4 {
-            if j <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * j) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// The benchmark's mail mix; returns (recipient, raw) pairs.
 fn mails(n: usize, seed: u64, tag: &str) -> Vec<(String, Vec<u8>)> {
     let mut rng = Rng(seed);
@@ -129,7 +105,7 @@ fn mails(n: usize, seed: u64, tag: &str) -> Vec<(String, Vec<u8>)> {
                 "\r\n--b0undary\r\nContent-Type: application/pdf\r\n\
                  Content-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
             );
-            m.push_str(&base64(&attachment));
+            m.push_str(&base64_lines(&attachment));
             m.push_str("\r\n--b0undary--\r\n");
         } else {
             m.push_str("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");

@@ -1,6 +1,7 @@
 //! One integration-test binary: real Postfix + Dovecot (`scripts/mailstack`),
 //! the real `helpdesk` binary, SQLite and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 mod crash;

@@ -151,27 +151,6 @@ async fn malformed_mail_over_imap_is_kept_raw_flagged_and_on_a_ticket() {
     store.close().await;
 }
 
-fn base64_lines(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() * 14 / 10);
-    for (i, c) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for j in 0..4 {
-            out.push(if j <= c.len() {
-                T[(n >> (18 - 6 * j) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_mail_through_the_mta_pipe_is_stored_exactly_and_exit_codes_tell_the_mta() {
     let stack = MailStack::start(&[]);

@@ -24,21 +24,6 @@ const AYSE: &str = "ayse@example.com";
 /// Staff in SAL only.
 const MEHMET: &str = "mehmet@example.com";
 
-/// One `#[tokio::test]` per backend for an `async fn check(Backend)`.
-macro_rules! on_both_backends {
-    ($check:ident => $sqlite:ident, $postgres:ident) => {
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $sqlite() {
-            $check(Backend::Sqlite).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $postgres() {
-            $check(Backend::Postgres).await;
-        }
-    };
-}
-
 /// A helpdesk with departments SUP and SAL on a fresh database; `general`
 /// and `support` are extra lines for `[general]` and the SUP department.
 struct Desk {

@@ -8,22 +8,6 @@ use helpdesk::store::Store;
 
 use crate::support::*;
 
-fn folder_count(stack: &MailStack, user: &str, folder: Option<&str>) -> usize {
-    let (local, domain) = user.split_once('@').unwrap();
-    let mut base = stack.stack_dir().join("mail").join(domain).join(local);
-    if let Some(f) = folder {
-        base = base.join(format!(".{f}"));
-    }
-    ["new", "cur"]
-        .iter()
-        .map(|d| {
-            std::fs::read_dir(base.join(d))
-                .map(|r| r.count())
-                .unwrap_or(0)
-        })
-        .sum()
-}
-
 async fn run_with(
     after_ingest: &'static str,
     extra_general: &str,
@@ -63,8 +47,8 @@ async fn after_ingest_move_empties_the_inbox_into_the_target_folder() {
     })
     .await;
     eventually("inbox emptied", Duration::from_secs(10), async || {
-        (folder_count(&stack, "support@example.com", None) == 0
-            && folder_count(&stack, "support@example.com", Some("Processed")) == 20)
+        (stack.folder_count("support@example.com", None) == 0
+            && stack.folder_count("support@example.com", Some("Processed")) == 20)
             .then_some(())
     })
     .await;
@@ -86,7 +70,7 @@ async fn after_ingest_delete_keeps_mail_that_was_stored_only_in_part() {
     })
     .await;
     eventually("whole mail deleted", Duration::from_secs(10), async || {
-        (folder_count(&stack, "support@example.com", None) == 1).then_some(())
+        (stack.folder_count("support@example.com", None) == 1).then_some(())
     })
     .await;
     // After a restart the on-connect sweep must not delete it either.
@@ -95,7 +79,7 @@ async fn after_ingest_delete_keeps_mail_that_was_stored_only_in_part() {
     daemon.wait_connected(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        folder_count(&stack, "support@example.com", None),
+        stack.folder_count("support@example.com", None),
         1,
         "the oversize mail stays on the server"
     );

@@ -19,21 +19,6 @@ const BOB: &str = "bob@customer.test";
 const AYSE: &str = "ayse@example.com";
 const SUPPORT: &str = "support@example.com";
 
-/// One `#[tokio::test]` per backend for an `async fn check(Backend)`.
-macro_rules! on_both_backends {
-    ($check:ident => $sqlite:ident, $postgres:ident) => {
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $sqlite() {
-            $check(Backend::Sqlite).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $postgres() {
-            $check(Backend::Postgres).await;
-        }
-    };
-}
-
 async fn fresh(backend: Backend) -> (TestDb, Store) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;

@@ -18,6 +18,22 @@ use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
 
+/// One `#[tokio::test]` per backend for an `async fn check(Backend)`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($check:ident => $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $sqlite() {
+            $check(Backend::Sqlite).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $postgres() {
+            $check(Backend::Postgres).await;
+        }
+    };
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -209,8 +225,16 @@ impl MailStack {
 
     /// Number of messages in `user`'s INBOX, read from the maildir.
     pub fn maildir_count(&self, user: &str) -> usize {
+        self.folder_count(user, None)
+    }
+
+    /// Number of messages in one of `user`'s folders (`None`: INBOX).
+    pub fn folder_count(&self, user: &str, folder: Option<&str>) -> usize {
         let (local, domain) = user.split_once('@').unwrap();
-        let base = self.stack_dir().join("mail").join(domain).join(local);
+        let mut base = self.stack_dir().join("mail").join(domain).join(local);
+        if let Some(f) = folder {
+            base = base.join(format!(".{f}"));
+        }
         ["new", "cur"]
             .iter()
             .map(|d| {
@@ -220,6 +244,28 @@ impl MailStack {
             })
             .sum()
     }
+}
+
+/// Base64 in 76-character lines, as mail clients write attachments.
+pub fn base64_lines(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len() * 14 / 10 + 4);
+    for (i, c) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for j in 0..4 {
+            out.push(if j <= c.len() {
+                T[(n >> (18 - 6 * j) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 impl Drop for MailStack {
