@@ -387,22 +387,49 @@ fn body_text(m: &Message<'_>) -> (String, Vec<String>) {
     (text, problems)
 }
 
-fn auto_headers(m: &Message<'_>) -> AutoHeaders {
-    let raw = |name: &str| m.header_raw(name).map(|v| v.trim().to_string());
-    let x_autoreply = ["X-Autoreply", "X-Autorespond"]
+/// Every occurrence of a header, raw and trimmed, whatever its bytes
+/// (a forwarded or relayed mail can carry several).
+fn all_raw(m: &Message<'_>, name: &str) -> Vec<String> {
+    m.headers()
         .iter()
-        .find_map(|h| raw(h).map(|v| format!("{h}: {v}")));
+        .filter(|h| h.name().eq_ignore_ascii_case(name))
+        .filter_map(|h| {
+            let start = usize::try_from(h.offset_start).ok()?;
+            let end = usize::try_from(h.offset_end).ok()?;
+            let raw = m.raw_message.get(start..end)?;
+            Some(unfold(&String::from_utf8_lossy(raw)))
+        })
+        .collect()
+}
+
+fn auto_headers(m: &Message<'_>) -> AutoHeaders {
+    // Any occurrence that says "machine" counts.
+    let auto_submitted = all_raw(m, "Auto-Submitted");
+    let precedence = all_raw(m, "Precedence");
+    let x_autoreply = ["X-Autoreply", "X-Autorespond"].iter().find_map(|h| {
+        all_raw(m, h)
+            .into_iter()
+            .next()
+            .map(|v| format!("{h}: {v}"))
+    });
     AutoHeaders {
-        auto_submitted: raw("Auto-Submitted"),
-        precedence: raw("Precedence"),
-        list_id: raw("List-Id"),
-        return_path_empty: m
-            .header_raw("Return-Path")
-            .is_some_and(|v| v.trim().trim_matches(['<', '>']).trim().is_empty()),
-        x_loop: m
-            .header_values("X-Loop")
-            .filter_map(|v| v.as_text().map(str::to_string))
-            .collect(),
+        auto_submitted: auto_submitted
+            .iter()
+            .find(|v| !v.eq_ignore_ascii_case("no"))
+            .or(auto_submitted.first())
+            .cloned(),
+        precedence: precedence
+            .iter()
+            .find(|v| {
+                ["bulk", "junk", "list", "auto_reply"].contains(&v.to_ascii_lowercase().as_str())
+            })
+            .or(precedence.first())
+            .cloned(),
+        list_id: all_raw(m, "List-Id").into_iter().next(),
+        return_path_empty: all_raw(m, "Return-Path")
+            .iter()
+            .any(|v| v.trim_matches(['<', '>', ' ']).is_empty()),
+        x_loop: all_raw(m, "X-Loop"),
         x_autoreply,
     }
 }
@@ -504,6 +531,19 @@ In-Reply-To: <p@x>\r\nReferences: <a@x> <p@x>\r\nDelivered-To: support+tok@examp
         assert_eq!(m.auto.precedence.as_deref(), Some("bulk"));
         assert_eq!(m.auto.list_id.as_deref(), Some("<l.x.org>"));
         assert_eq!(m.auto.x_loop, vec!["hd"]);
+    }
+
+    #[test]
+    fn every_occurrence_of_an_auto_header_counts() {
+        let m = parse(
+            b"From: a@x.org\r\nAuto-Submitted: auto-replied\r\nAuto-Submitted: no\r\n\
+Precedence: bulk\r\nPrecedence: normal\r\nReturn-Path: <>\r\nReturn-Path: <a@x.org>\r\n\
+X-Loop: one@x.org\r\nX-Loop: Caf\xe9@x.org\r\n\r\nbody",
+        );
+        assert_eq!(m.auto.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(m.auto.precedence.as_deref(), Some("bulk"));
+        assert!(m.auto.return_path_empty);
+        assert_eq!(m.auto.x_loop.len(), 2);
     }
 
     #[test]
