@@ -20,7 +20,8 @@ use crate::config::{Config, SecretSource};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 
-/// How long shutdown waits for tasks to reach a safe point.
+/// How long shutdown waits for the mailboxes to reach a safe point (the
+/// outbox may take `outbox::longest_send`).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// The HMAC key for reply tokens; generated on first start when the
@@ -80,8 +81,40 @@ pub async fn open(config: Arc<Config>) -> anyhow::Result<(Store, Arc<Pipeline>, 
     Ok((store, pipeline, wakeup))
 }
 
+/// One `helpdesk run` per SQLite database: a second would read the same
+/// mailboxes and, at its start, release the first one's outbox leases.
+/// The lock lives as long as the returned file.
+fn lock_sqlite(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let Some(db) = crate::store::sqlite_path(url) else {
+        return Ok(None);
+    };
+    let path = db.with_extension("run.lock");
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own, for the file's lifetime.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    anyhow::ensure!(
+        locked,
+        "another `helpdesk run` uses {} (lock {}); use PostgreSQL to run several daemons",
+        db.display(),
+        path.display()
+    );
+    Ok(Some(file))
+}
+
 /// Runs until `shutdown` completes.
 pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let _sqlite_lock = lock_sqlite(&config.database.url)?;
     let (store, pipeline, wakeup) = open(config.clone()).await?;
     store.release_outbox_leases().await?;
     let cancel = CancellationToken::new();
@@ -114,12 +147,10 @@ pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> any
     info!("shutting down: finishing the mail in hand");
     sd_notify("STOPPING=1");
     cancel.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
+    let grace = SHUTDOWN_GRACE.max(crate::outbox::longest_send(&config) + Duration::from_secs(5));
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!(
-            "tasks did not stop within {SHUTDOWN_GRACE:?}; exiting anyway (nothing is committed half-way)"
+            "tasks did not stop within {grace:?}; exiting anyway (nothing is committed half-way)"
         );
     }
     store.close().await;

@@ -33,10 +33,11 @@ const CONCURRENCY: usize = 4;
 /// (which makes it safe) gets the CPU first, acknowledgements follow.
 const BACKLOG_THROTTLE: usize = 64;
 const BURST_GAP: Duration = Duration::from_millis(50);
-/// Rows claimed at once per department.
-const BATCH: i64 = 16;
+/// A whole send (connect, TLS, AUTH, DATA) ends within this many SMTP
+/// timeouts, well inside the lease and the shutdown grace.
+const SEND_TIMEOUTS: u32 = 2;
 /// How long a claimed row is reserved for this daemon.
-const LEASE_MS: i64 = 5 * 60 * 1000;
+const LEASE_MS: i64 = 10 * 60 * 1000;
 /// Mail queued by another process (the CLI) is picked up this often.
 const POLL: Duration = Duration::from_secs(1);
 /// Give up on temporary failures after this many attempts (about 2 days).
@@ -159,8 +160,11 @@ impl Transport {
                     self.put_back(conn);
                     return Ok(());
                 }
-                Err(Failure::Permanent(e)) => return Err(Failure::Permanent(e)),
-                Err(Failure::Temporary(_)) => {}
+                // Only a broken connection is retried at once; after a
+                // timeout or a 4xx the server may hold the mail already,
+                // and a greylisting server wants us to wait.
+                Err(Failure::Connection(_)) => {}
+                Err(other) => return Err(other),
             }
         }
         let mut conn = self.connect().await?;
@@ -246,9 +250,24 @@ fn classify(e: &lettre::transport::smtp::Error, what: &str) -> Failure {
     let auth = matches!(code, Some(530 | 534 | 535 | 538));
     if e.is_permanent() && !auth {
         Failure::Permanent(format!("{what}: {e}"))
+    } else if !e.is_permanent() && !e.is_transient() && !e.is_client() && !e.is_timeout() {
+        Failure::Connection(format!("{what}: {e}"))
     } else {
         Failure::Temporary(format!("{what}: {e}"))
     }
+}
+
+/// The longest a send can take with this config: shutdown waits this
+/// long for mail in flight, so none is cut between the server's acceptance
+/// and marking it sent.
+pub fn longest_send(config: &Config) -> Duration {
+    config
+        .departments
+        .iter()
+        .filter_map(|d| d.smtp.as_ref())
+        .map(|s| s.timeout * SEND_TIMEOUTS)
+        .max()
+        .unwrap_or(Duration::ZERO)
 }
 
 /// Delivers the outbox until cancelled: one sender per department, so a
@@ -284,7 +303,7 @@ pub async fn run(
 }
 
 /// Sends one department's mail, up to `CONCURRENCY` at a time, claiming
-/// more as soon as a slot frees up.
+/// a row only when a slot is free (so no claimed row waits under a lease).
 async fn department_sender(
     department: String,
     transport: Option<Transport>,
@@ -294,7 +313,6 @@ async fn department_sender(
     cancel: CancellationToken,
 ) {
     let transport = transport.map(Arc::new);
-    let mut queue: std::collections::VecDeque<OutboxMail> = std::collections::VecDeque::new();
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         // Registered before looking, so a wake-up between the look and the
@@ -303,32 +321,31 @@ async fn department_sender(
         tokio::pin!(woken);
         woken.as_mut().enable();
 
-        if !cancel.is_cancelled() {
-            if queue.is_empty() {
-                match store
-                    .claim_outbox(crate::now_ms(), LEASE_MS, BATCH, Some(&department))
-                    .await
-                {
-                    Ok(mails) => queue.extend(mails),
-                    Err(e) => {
-                        warn!(department = %department, error = format!("{e:#}"), "cannot read the outbox")
+        let burst = backlog.get() > BACKLOG_THROTTLE;
+        let slots = if burst { 1 } else { CONCURRENCY };
+        let free = slots.saturating_sub(in_flight.len());
+        if !cancel.is_cancelled() && free > 0 {
+            match store
+                .claim_outbox(crate::now_ms(), LEASE_MS, free as i64, Some(&department))
+                .await
+            {
+                Ok(mails) => {
+                    for mail in mails {
+                        let (store, transport) = (store.clone(), transport.clone());
+                        in_flight.spawn(async move {
+                            let started = Instant::now();
+                            deliver(&store, transport.as_deref(), mail).await;
+                            if burst {
+                                // A trickle while mail waits to be stored.
+                                tokio::time::sleep(BURST_GAP.saturating_sub(started.elapsed()))
+                                    .await;
+                            }
+                        });
                     }
                 }
-            }
-            let burst = backlog.get() > BACKLOG_THROTTLE;
-            let slots = if burst { 1 } else { CONCURRENCY };
-            while in_flight.len() < slots
-                && let Some(mail) = queue.pop_front()
-            {
-                let (store, transport) = (store.clone(), transport.clone());
-                in_flight.spawn(async move {
-                    let started = Instant::now();
-                    deliver(&store, transport.as_deref(), mail).await;
-                    if burst {
-                        // A trickle while mail waits to be stored.
-                        tokio::time::sleep(BURST_GAP.saturating_sub(started.elapsed())).await;
-                    }
-                });
+                Err(e) => {
+                    warn!(department = %department, error = format!("{e:#}"), "cannot read the outbox")
+                }
             }
         }
         if in_flight.is_empty() {
@@ -342,9 +359,11 @@ async fn department_sender(
             }
             continue;
         }
+        let has_room = in_flight.len() < slots;
         tokio::select! {
             _ = in_flight.join_next() => {}
-            () = &mut woken, if queue.is_empty() && !cancel.is_cancelled() => {}
+            () = &mut woken, if has_room && !cancel.is_cancelled() => {}
+            () = tokio::time::sleep(POLL), if has_room && !cancel.is_cancelled() => {}
             () = cancel.cancelled(), if !cancel.is_cancelled() => {}
         }
     }
@@ -359,7 +378,15 @@ async fn deliver(store: &Store, transport: Option<&Transport>, mail: OutboxMail)
             "no SMTP transport for department {}",
             mail.department
         ))),
-        Some(t) => send(t, &mail).await,
+        Some(t) => {
+            let cap = t.smtp.timeout * SEND_TIMEOUTS;
+            match tokio::time::timeout(cap, send(t, &mail)).await {
+                Ok(r) => r,
+                Err(_) => Err(Failure::Temporary(format!(
+                    "sending took longer than {cap:?}"
+                ))),
+            }
+        }
     };
     let now = crate::now_ms();
     let recorded = match &result {
@@ -371,12 +398,14 @@ async fn deliver(store: &Store, transport: Option<&Transport>, mail: OutboxMail)
             warn!(outbox_id = mail.outbox_id, ticket_id = mail.ticket_id, error = %e, "delivery failed permanently");
             store.outbox_failed(&mail, e, now).await
         }
-        Err(Failure::Temporary(e)) if mail.attempts + 1 >= MAX_ATTEMPTS => {
+        Err(Failure::Temporary(e) | Failure::Connection(e))
+            if mail.attempts + 1 >= MAX_ATTEMPTS =>
+        {
             let e = format!("gave up after {} attempts: {e}", mail.attempts + 1);
             warn!(outbox_id = mail.outbox_id, ticket_id = mail.ticket_id, error = %e, "delivery failed");
             store.outbox_failed(&mail, &e, now).await
         }
-        Err(Failure::Temporary(e)) => {
+        Err(Failure::Temporary(e) | Failure::Connection(e)) => {
             let delay = retry_delay(mail.attempts);
             warn!(outbox_id = mail.outbox_id, error = %e, retry_in_s = delay.as_secs(), "delivery deferred");
             store
@@ -403,6 +432,9 @@ fn retry_delay(attempts: i64) -> Duration {
 
 enum Failure {
     Temporary(String),
+    /// The connection failed (closed, reset): on a reused connection this
+    /// usually means the server dropped it while idle.
+    Connection(String),
     Permanent(String),
 }
 

@@ -426,18 +426,25 @@ impl Pipeline {
                 let mut tx = self.store.begin().await?;
                 advance(&mut tx, &r.item.source, now).await?;
                 tx.commit().await?;
+                if let Ok(mut failed) = self.failed_here.lock() {
+                    failed.remove(&raw_id);
+                }
                 log_outcome(department, &r.item.source, None, &Outcome::Duplicate);
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
-            // An earlier attempt that ended in an error in this process is
-            // not counted; one that ended the process (a crash) is.
+            // An earlier attempt that ended in an error (recorded on the
+            // row, or seen by this process) is not counted; one that ended
+            // the process (a crash) is.
             let failed_here = self
                 .failed_here
                 .lock()
                 .map(|f| f.contains(&raw_id))
                 .unwrap_or(false);
             let attempts = if r.stored.fresh || failed_here {
+                r.stored.attempts
+            } else if r.stored.errored {
+                self.store.clear_raw_error(raw_id).await?;
                 r.stored.attempts
             } else {
                 let mut tx = self.store.begin().await?;
@@ -458,8 +465,18 @@ impl Pipeline {
             if let Ok(mut failed) = self.failed_here.lock() {
                 match &result {
                     Ok(_) => failed.remove(&raw_id),
-                    Err(_) => failed.insert(raw_id),
+                    Err(_) => {
+                        // Bounded: entries of mail that never came back
+                        // (expunged, taken over) would pile up otherwise.
+                        if failed.len() > 10_000 {
+                            failed.clear();
+                        }
+                        failed.insert(raw_id)
+                    }
                 };
+            }
+            if let Err(e) = &result {
+                self.store.note_raw_error(raw_id, &format!("{e:#}")).await;
             }
             let outcome = result.with_context(|| {
                 format!(

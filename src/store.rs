@@ -208,7 +208,18 @@ pub struct RawSource<'a> {
 
 /// Held while a daemon reads a mailbox (see `Store::lock_mailbox`).
 pub struct MailboxLock {
-    _conn: Option<sqlx::AnyConnection>,
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl MailboxLock {
+    /// Fails when the lock's connection is gone (PostgreSQL restarted or
+    /// dropped it): the lock went with it and another daemon may read.
+    pub async fn check(&mut self) -> anyhow::Result<()> {
+        if let Some(conn) = &mut self.conn {
+            sqlx::query("select 1").execute(conn).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of `Tx::store_raw`.
@@ -221,6 +232,8 @@ pub struct StoredRaw {
     pub already_stored: bool,
     /// Inserted just now (not seen before).
     pub fresh: bool,
+    /// The last attempt ended in an error that was recorded (not a crash).
+    pub errored: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -228,6 +241,13 @@ pub struct TicketFilter {
     pub status: Option<Status>,
     pub department: Option<String>,
     pub customer: Option<String>,
+}
+
+/// The file of a `sqlite:` URL.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    Some(path.split('?').next().unwrap_or(path).into())
 }
 
 fn migrations(backend: Backend) -> Migrator {
@@ -249,9 +269,8 @@ impl Store {
     /// start, and applies pending migrations.
     pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let path = path.split('?').next().unwrap_or(path);
+        let (backend, url) = if let Some(path) = sqlite_path(url) {
+            let path = path.to_str().context("the SQLite path is not UTF-8")?;
             if path.is_empty() || path == ":memory:" {
                 bail!("SQLite needs a file path (sqlite:///var/lib/helpdesk/helpdesk.db)");
             }
@@ -319,19 +338,30 @@ impl Store {
         folder: &str,
     ) -> anyhow::Result<Option<MailboxLock>> {
         if self.backend == Backend::Sqlite {
-            return Ok(Some(MailboxLock { _conn: None }));
+            return Ok(Some(MailboxLock { conn: None }));
         }
         use sha2::Digest;
         let digest = sha2::Sha256::digest(format!("helpdesk mailbox {department} {folder}"));
         let key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
         let mut conn = self.pool.acquire().await?.detach();
+        // A dead daemon's lock is released within about a minute, not
+        // after the kernel's two-hour keepalive default.
+        for setting in [
+            "set tcp_keepalives_idle = 30",
+            "set tcp_keepalives_interval = 10",
+            "set tcp_keepalives_count = 3",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(setting))
+                .execute(&mut conn)
+                .await?;
+        }
         let row = sqlx::query("select pg_try_advisory_lock($1)")
             .bind(key)
             .fetch_one(&mut conn)
             .await?;
         Ok(row
             .try_get::<bool, _>(0)?
-            .then_some(MailboxLock { _conn: Some(conn) }))
+            .then_some(MailboxLock { conn: Some(conn) }))
     }
 
     pub async fn close(&self) {
@@ -376,6 +406,25 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
+    }
+
+    /// Records why processing a received mail failed (best effort: the
+    /// database may be the failure), so the retry is not taken for a crash.
+    pub async fn note_raw_error(&self, raw_message_id: i64, error: &str) {
+        let _ = sqlx::query("update raw_message set last_error = $2 where raw_message_id = $1 and state = 'received'")
+            .bind(raw_message_id)
+            .bind(error)
+            .execute(&self.pool)
+            .await;
+    }
+
+    /// Forgets a recorded error before a new attempt (see `note_raw_error`).
+    pub async fn clear_raw_error(&self, raw_message_id: i64) -> anyhow::Result<()> {
+        sqlx::query("update raw_message set last_error = null where raw_message_id = $1")
+            .bind(raw_message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// UIDs of a mailbox stored without their full content (too large or
@@ -702,7 +751,7 @@ impl Tx {
         let existing = match (source.uidvalidity, source.uid) {
             (Some(v), Some(uid)) => {
                 sqlx::query(
-                    "select raw_message_id, attempts, state from raw_message \
+                    "select raw_message_id, attempts, state, last_error from raw_message \
                      where department = $1 and folder = $2 and uidvalidity = $3 and uid = $4",
                 )
                 .bind(source.department)
@@ -714,7 +763,7 @@ impl Tx {
             }
             _ => {
                 sqlx::query(
-                    "select raw_message_id, attempts, state from raw_message \
+                    "select raw_message_id, attempts, state, last_error from raw_message \
                      where department = $1 and sha256 = $2 and source = $3 and uid is null \
                      order by raw_message_id desc limit 1",
                 )
@@ -732,6 +781,7 @@ impl Tx {
                 attempts: r.try_get(1)?,
                 already_stored: state != "received",
                 fresh: false,
+                errored: r.try_get::<Option<String>, _>(3)?.is_some(),
             });
         }
         let r = sqlx::query(
@@ -757,13 +807,15 @@ impl Tx {
             attempts: 1,
             already_stored: false,
             fresh: true,
+            errored: false,
         })
     }
 
     /// Counts one more attempt at processing a received mail.
     pub async fn count_attempt(&mut self, raw_message_id: i64) -> anyhow::Result<i64> {
         let r = sqlx::query(
-            "update raw_message set attempts = attempts + 1 where raw_message_id = $1 returning attempts",
+            "update raw_message set attempts = attempts + 1, last_error = null \
+             where raw_message_id = $1 returning attempts",
         )
         .bind(raw_message_id)
         .fetch_one(&mut *self.tx)
@@ -1139,7 +1191,7 @@ impl Tx {
     /// Automatic replies queued for one recipient since `since`.
     pub async fn auto_replies_since(&mut self, recipient: &str, since: i64) -> anyhow::Result<i64> {
         let r = sqlx::query(
-            "select count(*) from outbox where recipients = $1 and kind = 'auto_reply' and created_at > $2",
+            "select count(*) from outbox where kind = 'auto_reply' and recipients = $1 and created_at > $2",
         )
         .bind(recipient.to_ascii_lowercase())
         .bind(since)

@@ -45,6 +45,7 @@ create table raw_message (
     truncated      bigint not null default 0,
     attempts       bigint not null default 1,
     state          text not null check (state in ('received', 'stored', 'duplicate')),
+    last_error     text,                   -- why the last attempt failed (not a crash)
     received_at    bigint not null,
     -- Large values last: SQLite keeps the columns after a large value on
     -- overflow pages, which every read of them would then walk.
@@ -108,7 +109,8 @@ create table outbox (
     data            bytea not null         -- large values last (see raw_message)
 );
 create index outbox_due on outbox (status, next_attempt_at);
-create index outbox_recipient on outbox (recipients, kind, created_at);
+-- Acknowledgements have one recipient: the per-sender rate limit reads this.
+create index outbox_auto_reply on outbox (recipients, created_at) where kind = 'auto_reply';
 
 -- How far each mailbox has been read; advanced in the same transaction as
 -- the ticket change the mail caused.

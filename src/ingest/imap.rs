@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::imap_proto::{AttributeValue, Response as ImapResponse, Status};
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response as ImapResponse, Status};
 use async_imap::types::UnsolicitedResponse;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{AfterIngest, Department, Imap, TlsMode};
 use crate::pipeline::{Incoming, Pipeline, Source};
+use crate::store::MailboxLock;
 
 /// Bodies fetched per `UID FETCH`: bounded so one command never buffers
 /// more than this many mails, or more than `BATCH_BYTES`.
@@ -55,6 +56,7 @@ pub async fn run(department: Arc<Department>, pipeline: Arc<Pipeline>, cancel: C
         cancel,
         body_failures: HashMap::new(),
         keep_on_server: HashSet::new(),
+        new_mail: std::sync::atomic::AtomicBool::new(false),
     };
     let mut backoff = Duration::from_secs(1);
     while !reader.cancel.is_cancelled() {
@@ -83,7 +85,8 @@ pub async fn run(department: Arc<Department>, pipeline: Arc<Pipeline>, cancel: C
                 continue;
             }
         };
-        let result = reader.serve(&mut backoff).await;
+        let mut lock = lock;
+        let result = reader.serve(&mut backoff, &mut lock).await;
         drop(lock);
         match result {
             Ok(()) => break,
@@ -115,6 +118,8 @@ struct Reader {
     /// UIDs stored without their full content (too large, unreadable):
     /// `after_ingest = "delete"` must not remove them from the server.
     keep_on_server: HashSet<u32>,
+    /// The server announced new mail during one of our commands.
+    new_mail: std::sync::atomic::AtomicBool,
 }
 
 /// What one `UID FETCH` returned for one message.
@@ -150,63 +155,77 @@ impl Reader {
         what: &str,
         command: String,
     ) -> anyhow::Result<BTreeMap<u32, Fetched>> {
-        let work = async {
-            let tag = session.run_command(&command).await?;
-            let mut out: BTreeMap<u32, Fetched> = BTreeMap::new();
-            loop {
-                let Some(resp) = session.read_response().await? else {
-                    bail!("connection closed during {what}");
-                };
-                match resp.parsed() {
-                    ImapResponse::Done {
-                        tag: t,
-                        status,
-                        outcome,
-                    } if *t == tag => {
-                        return match status {
-                            Status::Ok => Ok(out),
-                            other => Err(anyhow!(
-                                "server answered {other:?}: {}",
-                                outcome.information.as_deref().unwrap_or("")
-                            )),
-                        };
-                    }
-                    ImapResponse::Fetch(_, attributes) => {
-                        let mut uid = None;
-                        let mut item = Fetched::default();
-                        for a in attributes {
-                            match a {
-                                AttributeValue::Uid(u) => uid = Some(*u),
-                                AttributeValue::Rfc822Size(n) => item.size = Some(u64::from(*n)),
-                                AttributeValue::BodySection { data: Some(d), .. }
-                                | AttributeValue::Rfc822(Some(d)) => item.body = Some(d.to_vec()),
-                                _ => {}
-                            }
-                        }
-                        if let Some(uid) = uid {
-                            let entry = out.entry(uid).or_default();
-                            entry.size = entry.size.or(item.size);
-                            if item.body.is_some() {
-                                entry.body = item.body;
-                            }
-                        }
-                    }
-                    ImapResponse::Data {
-                        status: Status::Bye,
-                        ..
-                    } => bail!("server closed the connection (BYE)"),
-                    _ => {}
+        let timeout = self.imap.timeout;
+        let idle_limit = || anyhow!("IMAP {what}: nothing received for {timeout:?}");
+        let tag = tokio::time::timeout(timeout, session.run_command(&command))
+            .await
+            .map_err(|_| idle_limit())?
+            .with_context(|| format!("IMAP {what}"))?;
+        let mut out: BTreeMap<u32, Fetched> = BTreeMap::new();
+        loop {
+            // An inactivity limit, not a deadline: a large batch on a slow
+            // link may take longer than `timeout` as long as bytes flow.
+            let resp = tokio::time::timeout(timeout, session.read_response())
+                .await
+                .map_err(|_| idle_limit())?
+                .with_context(|| format!("IMAP {what}"))?
+                .ok_or_else(|| anyhow!("IMAP {what}: connection closed"))?;
+            match resp.parsed() {
+                ImapResponse::Done {
+                    tag: t,
+                    status,
+                    outcome,
+                } if *t == tag => {
+                    return match status {
+                        Status::Ok => Ok(out),
+                        other => Err(anyhow!(
+                            "IMAP {what}: server answered {other:?}: {}",
+                            outcome.information.as_deref().unwrap_or("")
+                        )),
+                    };
                 }
+                ImapResponse::Fetch(_, attributes) => {
+                    let mut uid = None;
+                    let mut item = Fetched::default();
+                    for a in attributes {
+                        match a {
+                            AttributeValue::Uid(u) => uid = Some(*u),
+                            AttributeValue::Rfc822Size(n) => item.size = Some(u64::from(*n)),
+                            AttributeValue::BodySection { data: Some(d), .. }
+                            | AttributeValue::Rfc822(Some(d)) => item.body = Some(d.to_vec()),
+                            _ => {}
+                        }
+                    }
+                    if let Some(uid) = uid {
+                        let entry = out.entry(uid).or_default();
+                        entry.size = entry.size.or(item.size);
+                        if item.body.is_some() {
+                            entry.body = item.body;
+                        }
+                    }
+                }
+                // The server announces mail that arrived meanwhile at the
+                // end of our commands: remember it, or it waits for the
+                // next event in the mailbox.
+                ImapResponse::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+                    self.new_mail
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                ImapResponse::Data {
+                    status: Status::Bye,
+                    ..
+                } => bail!("IMAP {what}: server closed the connection (BYE)"),
+                _ => {}
             }
-        };
-        match tokio::time::timeout(self.imap.timeout, work).await {
-            Ok(r) => r.with_context(|| format!("IMAP {what}")),
-            Err(_) => bail!("IMAP {what}: no answer within {:?}", self.imap.timeout),
         }
     }
 
     /// One connection's life: returns `Ok` only when cancelled.
-    async fn serve(&mut self, backoff: &mut Duration) -> anyhow::Result<()> {
+    async fn serve(
+        &mut self,
+        backoff: &mut Duration,
+        lock: &mut MailboxLock,
+    ) -> anyhow::Result<()> {
         let mut session = connect(&self.imap).await?;
         let caps = self.timed("CAPABILITY", session.capabilities()).await?;
         let idle = caps.has_str("IDLE");
@@ -255,13 +274,14 @@ impl Reader {
             && last > 0
         {
             let last = u32::try_from(last).unwrap_or(u32::MAX);
-            let done: Vec<u32> = (1..=last).collect();
-            if last <= 100_000 {
-                self.after_ingest(&mut session, ops, &done).await;
-            }
+            self.sweep(&mut session, ops, last).await;
         }
 
         loop {
+            // Still ours? (PostgreSQL restarted: another daemon may read now.)
+            lock.check().await.context("the mailbox lease was lost")?;
+            self.new_mail
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             self.sync(&mut session, uidvalidity, ops).await?;
             // A clean pass through the mailbox: the connection works.
             *backoff = Duration::from_secs(1);
@@ -269,9 +289,10 @@ impl Reader {
                 let _ = self.timed("LOGOUT", session.logout()).await;
                 return Ok(());
             }
-            // Mail that arrived while we were fetching is announced before
-            // IDLE starts; look again instead of waiting for the next one.
-            let mut new_mail = false;
+            // Mail that arrived while we were fetching is announced at the
+            // end of our commands; look again instead of waiting for the
+            // next event.
+            let mut new_mail = self.new_mail.load(std::sync::atomic::Ordering::Relaxed);
             while let Ok(u) = session.unsolicited_responses.try_recv() {
                 new_mail |= matches!(
                     u,
@@ -301,18 +322,36 @@ impl Reader {
         }
     }
 
-    /// Waits in IDLE until the server reports a change, the renewal timer
-    /// fires, or we are cancelled (`true`).
+    /// Waits in IDLE until the server reports a change, the renewal time
+    /// passes (an absolute deadline: async-imap's own timer restarts on
+    /// every keep-alive), or we are cancelled (`true`).
     async fn idle(&self, session: Session) -> anyhow::Result<(Session, bool)> {
+        // Responses read while IDLE starts go to this channel, not to the
+        // wait below; watch it too.
+        let notices = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         self.timed("IDLE", handle.init()).await?;
         let stopped;
         {
             let (wait, stop) = handle.wait_with_timeout(IDLE_RENEW);
+            let new_mail = async {
+                while let Ok(u) = notices.recv().await {
+                    if matches!(
+                        u,
+                        UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+                    ) {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await;
+            };
             let res = tokio::select! {
                 r = wait => r,
-                () = self.cancel.cancelled() => { drop(stop); Ok(IdleResponse::ManualInterrupt) }
+                () = new_mail => Ok(IdleResponse::Timeout),
+                () = tokio::time::sleep(IDLE_RENEW) => Ok(IdleResponse::Timeout),
+                () = self.cancel.cancelled() => Ok(IdleResponse::ManualInterrupt),
             };
+            drop(stop);
             match res.context("IMAP IDLE")? {
                 IdleResponse::NewData(data) => {
                     if let ImapResponse::Data {
@@ -515,12 +554,15 @@ impl Reader {
             )
             .await?
             .contains_key(&uid);
-        if !still_there {
+        let n = self.body_failures.entry(uid).or_insert(0);
+        *n += 1;
+        // Expunged meanwhile: it will not be listed again. If it is (a
+        // server that lists what it cannot show), it counts like a mail
+        // that does not come back, so the mailbox never spins on it.
+        if !still_there && *n == 1 {
             info!(mailbox = %self.department.key, uid, "mail was expunged before it could be fetched");
             return Ok(None);
         }
-        let n = self.body_failures.entry(uid).or_insert(0);
-        *n += 1;
         if *n < MAX_BODY_ATTEMPTS {
             bail!("server listed UID {uid} but did not return it (attempt {n})");
         }
@@ -557,7 +599,7 @@ impl Reader {
                         .timed("UID COPY", session.uid_copy(&set, &target))
                         .await
                     {
-                        Ok(()) => self.delete(session, ops, done).await,
+                        Ok(()) => self.delete(session, ops, &set).await,
                         Err(e) => Err(e),
                     }
                 }
@@ -568,7 +610,11 @@ impl Reader {
                     .copied()
                     .filter(|u| !self.keep_on_server.contains(u))
                     .collect();
-                self.delete(session, ops, &whole).await
+                if whole.is_empty() {
+                    Ok(())
+                } else {
+                    self.delete(session, ops, &uid_set(&whole)).await
+                }
             }
         };
         if let Err(e) = result {
@@ -576,11 +622,55 @@ impl Reader {
         }
     }
 
-    async fn delete(&self, session: &mut Session, ops: Ops, uids: &[u32]) -> anyhow::Result<()> {
-        if uids.is_empty() {
-            return Ok(());
+    /// On connect: `after_ingest` for everything up to the checkpoint, in
+    /// case a crash or an error came between a commit and the action.
+    async fn sweep(&mut self, session: &mut Session, ops: Ops, last: u32) {
+        let all = format!("1:{last}");
+        let result = match self.department.after_ingest.clone() {
+            AfterIngest::Keep => Ok(()),
+            AfterIngest::Seen => {
+                let cmd = format!("UID STORE {all} +FLAGS.SILENT (\\Seen)");
+                self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
+                    .await
+            }
+            AfterIngest::Move(target) if ops.can_move => {
+                self.timed("UID MOVE", session.uid_mv(&all, &target)).await
+            }
+            AfterIngest::Move(target) => {
+                // Copy only what a failed earlier delete left behind, or
+                // every reconnect would copy it again.
+                match self
+                    .timed(
+                        "UID SEARCH",
+                        session.uid_search(format!("UID {all} UNDELETED")),
+                    )
+                    .await
+                {
+                    Ok(left) if left.is_empty() => Ok(()),
+                    Ok(left) => {
+                        let set = uid_set(&left.into_iter().collect::<Vec<_>>());
+                        match self
+                            .timed("UID COPY", session.uid_copy(&set, &target))
+                            .await
+                        {
+                            Ok(()) => self.delete(session, ops, &set).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            AfterIngest::Delete => match ranges_excluding(last, &self.keep_on_server) {
+                Some(set) => self.delete(session, ops, &set).await,
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = result {
+            warn!(mailbox = %self.department.key, error = format!("{e:#}"), "after_ingest for earlier mail failed; it is stored and stays on the server");
         }
-        let set = uid_set(uids);
+    }
+
+    async fn delete(&self, session: &mut Session, ops: Ops, set: &str) -> anyhow::Result<()> {
         let cmd = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
         self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
             .await?;
@@ -600,6 +690,32 @@ impl Reader {
 struct Ops {
     can_move: bool,
     uidplus: bool,
+}
+
+/// `1:last` without the UIDs in `keep`, as a UID set; `None` when empty.
+fn ranges_excluding(last: u32, keep: &HashSet<u32>) -> Option<String> {
+    let mut holes: Vec<u32> = keep.iter().copied().filter(|u| *u <= last).collect();
+    holes.sort_unstable();
+    let mut parts = Vec::new();
+    let mut start = 1u32;
+    for h in holes {
+        if h > start {
+            parts.push(if h - 1 == start {
+                start.to_string()
+            } else {
+                format!("{start}:{}", h - 1)
+            });
+        }
+        start = h.saturating_add(1);
+    }
+    if start <= last && last > 0 {
+        parts.push(if start == last {
+            start.to_string()
+        } else {
+            format!("{start}:{last}")
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
 }
 
 /// `1,2,3,7` → `1:3,7`.
@@ -715,7 +831,25 @@ async fn greeting<T: ImapIo>(
 
 #[cfg(test)]
 mod tests {
-    use super::uid_set;
+    use std::collections::HashSet;
+
+    use super::{ranges_excluding, uid_set};
+
+    #[test]
+    fn ranges_leave_out_kept_uids() {
+        let keep: HashSet<u32> = [3, 4, 10].into_iter().collect();
+        assert_eq!(
+            ranges_excluding(12, &keep).as_deref(),
+            Some("1:2,5:9,11:12")
+        );
+        assert_eq!(ranges_excluding(3, &keep).as_deref(), Some("1:2"));
+        assert_eq!(ranges_excluding(1, &HashSet::new()).as_deref(), Some("1"));
+        assert_eq!(
+            ranges_excluding(4, &[1, 2, 3, 4].into_iter().collect()),
+            None
+        );
+        assert_eq!(ranges_excluding(11, &keep).as_deref(), Some("1:2,5:9,11"));
+    }
 
     #[test]
     fn uid_sets_collapse_runs() {

@@ -165,3 +165,25 @@ async fn two_daemons_sharing_postgresql_store_each_mail_once() {
     drop(standby);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_daemon_on_the_same_sqlite_database_refuses_to_start() {
+    let (_stack, _dir, config, first) = run_with("", "").await;
+    let mut second = Daemon::start(&config);
+    let status = eventually(
+        "the second daemon exits",
+        Duration::from_secs(10),
+        async || second.child.try_wait().unwrap(),
+    )
+    .await;
+    assert!(!status.success());
+    assert!(
+        second.log().contains("another `helpdesk run` uses"),
+        "{}",
+        second.log()
+    );
+    std::mem::forget(second);
+    // The first one is untouched.
+    assert!(first.log().contains("mailbox connected"));
+    assert!(first.stop().success());
+}
