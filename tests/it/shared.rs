@@ -187,3 +187,90 @@ async fn a_second_daemon_on_the_same_sqlite_database_refuses_to_start() {
     assert!(first.log().contains("mailbox connected"));
     assert!(first.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smtp_rejections_fail_with_a_note_when_permanent_and_wait_for_a_retry_when_temporary() {
+    let (stack, _dir, config, daemon) = run_with("", "").await;
+    // The stack refuses rejected.test with 550 and deferred.test with 450.
+    let mails = [
+        MailBuilder::new("gone@rejected.test", "support@example.com", "Bounce me"),
+        MailBuilder::new("busy@deferred.test", "support@example.com", "Defer me"),
+    ];
+    let deliveries: Vec<(String, Vec<u8>)> = mails
+        .iter()
+        .map(|m| ("support@example.com".to_string(), m.build().into_bytes()))
+        .collect();
+    stack.lmtp_deliver(&deliveries).await;
+    eventually("2 tickets", Duration::from_secs(20), async || {
+        (list(&config).len() == 2).then_some(())
+    })
+    .await;
+
+    let failed = eventually(
+        "the permanent failure noted",
+        Duration::from_secs(20),
+        async || {
+            let t = show(&config, "SUP-1");
+            let ack = t["messages"]
+                .as_array()?
+                .iter()
+                .find(|m| m["kind"] == "auto_reply")?
+                .clone();
+            (ack["delivery"] == "failed").then_some(t)
+        },
+    )
+    .await;
+    let messages = failed["messages"].as_array().unwrap();
+    let ack = messages.iter().find(|m| m["kind"] == "auto_reply").unwrap();
+    assert!(
+        ack["delivery_error"].as_str().unwrap().contains("550"),
+        "{ack}"
+    );
+    let note = messages
+        .iter()
+        .find(|m| m["kind"] == "note")
+        .expect("a note on the ticket");
+    assert_eq!(note["author"], "helpdesk");
+    assert!(
+        note["text"]
+            .as_str()
+            .unwrap()
+            .contains("failed permanently"),
+        "{note}"
+    );
+
+    let deferred = eventually(
+        "the temporary failure recorded",
+        Duration::from_secs(20),
+        async || {
+            let t = show(&config, "SUP-2");
+            let ack = t["messages"]
+                .as_array()?
+                .iter()
+                .find(|m| m["kind"] == "auto_reply")?
+                .clone();
+            ack["delivery_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("450"))
+                .then_some(ack)
+        },
+    )
+    .await;
+    assert_eq!(
+        deferred["delivery"], "queued",
+        "a temporary failure is retried later"
+    );
+    assert!(
+        daemon.log().contains("delivery deferred"),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        !show(&config, "SUP-2")["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "note")
+    );
+    drop(daemon);
+}
