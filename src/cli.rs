@@ -53,6 +53,26 @@ pub enum Command {
     /// Work with tickets.
     #[command(subcommand)]
     Tickets(TicketsCommand),
+    /// Explain and test the routing rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Show how a mail would be threaded and routed, changing nothing.
+    Explain {
+        /// The mail (.eml), or `-` for standard input.
+        file: PathBuf,
+        /// The mailbox it arrives in (default: the department it is
+        /// addressed to).
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run `NAME.eml` + `NAME.expect.toml` cases in DIR; exit 1 on a failure.
+    Test { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,6 +83,9 @@ pub enum TicketsCommand {
         status: Option<String>,
         #[arg(long)]
         department: Option<String>,
+        /// Also spam and rejected tickets.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -124,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         Command::Tickets(cmd) => tickets(&cli.config, cmd).await,
+        Command::Rules(cmd) => rules(&cli.config, cmd).await,
     }
 }
 
@@ -243,6 +267,7 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
         TicketsCommand::List {
             status,
             department,
+            all,
             json,
         } => {
             let status = status
@@ -254,6 +279,7 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
                     status,
                     department,
                     customer: None,
+                    hidden: all,
                 })
                 .await?;
             if json {
@@ -277,6 +303,7 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
                 .await?
                 .with_context(|| format!("no ticket {}", reference.to_ascii_uppercase()))?;
             let messages = store.messages(ticket.ticket_id).await?;
+            let events = store.events(ticket.ticket_id).await?;
             let linked = match ticket.linked_ticket_id {
                 Some(id) => store.ticket_by_id(id).await?.map(|t| t.reference),
                 None => None,
@@ -285,6 +312,28 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
                 let mut v = ticket_json(&ticket);
                 v["linked_ticket"] = json!(linked);
                 v["messages"] = Value::Array(messages.iter().map(message_json).collect());
+                v["history"] = Value::Array(
+                    events
+                        .iter()
+                        .map(|e| {
+                            // Routing decisions are JSON: keep them structured.
+                            let detail = e
+                                .detail
+                                .as_deref()
+                                .map(|d| match serde_json::from_str::<Value>(d) {
+                                    Ok(v) if v.is_object() => v,
+                                    _ => json!(d),
+                                })
+                                .unwrap_or(Value::Null);
+                            json!({
+                                "kind": e.kind,
+                                "actor": e.actor,
+                                "detail": detail,
+                                "at": time(e.created_at),
+                            })
+                        })
+                        .collect(),
+                );
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_ticket(&ticket, linked.as_deref(), &messages);
@@ -320,6 +369,42 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
     result.map(|()| ExitCode::SUCCESS)
 }
 
+async fn rules(config_path: &Path, cmd: RulesCommand) -> anyhow::Result<ExitCode> {
+    let config = load(config_path)?;
+    match cmd {
+        RulesCommand::Explain {
+            file,
+            department,
+            json,
+        } => {
+            let raw = read_input(Some(&file))?;
+            let e = crate::explain::explain(&config, &raw, department.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                crate::explain::print(&e);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesCommand::Test { dir } => {
+            let report = crate::explain::test_dir(&config, &dir).await?;
+            println!("{} passed, {} failed", report.passed, report.failed);
+            if report.passed + report.failed == 0 {
+                eprintln!(
+                    "helpdesk rules test: no cases in {} (NAME.eml with NAME.expect.toml)",
+                    dir.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -334,6 +419,10 @@ fn ticket_json(t: &Ticket) -> Value {
         "subject": t.subject,
         "customer": { "email": t.customer_email, "name": t.customer_name },
         "assignee": t.assignee,
+        "priority": t.priority,
+        "category": t.category,
+        "tags": t.tags.split_whitespace().collect::<Vec<_>>(),
+        "disposition": t.disposition,
         "created_at": time(t.created_at),
         "updated_at": time(t.updated_at),
         "closed_at": t.closed_at.map(time),
@@ -404,10 +493,21 @@ fn print_ticket(t: &Ticket, linked: Option<&str>, messages: &[MessageRecord]) {
         format_args!("<{}>", t.customer_email)
     );
     println!(
-        "department: {}   assignee: {}",
+        "department: {}   assignee: {}   priority: {}",
         t.department,
-        t.assignee.as_deref().unwrap_or("-")
+        t.assignee.as_deref().unwrap_or("-"),
+        t.priority
     );
+    if t.category.is_some() || !t.tags.is_empty() {
+        println!(
+            "category: {}   tags: {}",
+            t.category.as_deref().unwrap_or("-"),
+            t.tags
+        );
+    }
+    if let Some(d) = &t.disposition {
+        println!("disposition: {d}");
+    }
     println!(
         "opened: {}   updated: {}",
         time(t.created_at),

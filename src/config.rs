@@ -16,6 +16,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::rules::RuleSet;
+use crate::rules::load::{RawIncluded, RawRule, RawTeam};
 use crate::templates::{self, Template};
 
 // ---------------------------------------------------------------------------
@@ -77,19 +79,26 @@ impl fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
-impl Problems {
-    pub fn has_errors(&self) -> bool {
-        self.0.iter().any(|p| p.severity == Severity::Error)
-    }
-}
-
-struct Collector<'a> {
-    file: &'a Path,
+/// Problems of one file, located by byte span.
+pub(crate) struct Collector<'a> {
+    pub(crate) file: &'a Path,
     src: &'a str,
     problems: Vec<Problem>,
 }
 
-impl Collector<'_> {
+impl<'a> Collector<'a> {
+    pub(crate) fn new(file: &'a Path, src: &'a str) -> Collector<'a> {
+        Collector {
+            file,
+            src,
+            problems: Vec::new(),
+        }
+    }
+
+    pub(crate) fn line_col(&self, byte: usize) -> (usize, usize) {
+        line_col(self.src, byte)
+    }
+
     fn at(
         &mut self,
         severity: Severity,
@@ -108,11 +117,11 @@ impl Collector<'_> {
         });
     }
 
-    fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
         self.at(Severity::Error, span, key, message);
     }
 
-    fn warning(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+    pub(crate) fn warning(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
         self.at(Severity::Warning, span, key, message);
     }
 }
@@ -140,6 +149,76 @@ struct RawConfig {
     department: Vec<Spanned<RawDepartment>>,
     #[serde(default)]
     staff: Vec<Spanned<RawStaff>>,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    team: Vec<Spanned<RawTeam>>,
+}
+
+/// Known keys per table, for "did you mean" on unknown keys.
+fn known_keys(table: &str) -> &'static [&'static str] {
+    match table {
+        "" => &[
+            "general",
+            "database",
+            "department",
+            "staff",
+            "include",
+            "rule",
+            "team",
+        ],
+        "general" => &[
+            "data_dir",
+            "secret_file",
+            "secret",
+            "max_message_size",
+            "auto_reply_limit_per_hour",
+            "templates_dir",
+            "timezone",
+        ],
+        "database" => &["url", "max_connections"],
+        "department" => &[
+            "key",
+            "name",
+            "address",
+            "language",
+            "reopen_within",
+            "after_ingest",
+            "default_assignee",
+            "templates_dir",
+            "categories",
+            "imap",
+            "smtp",
+        ],
+        "department.imap" => &[
+            "host",
+            "port",
+            "tls",
+            "ca_file",
+            "username",
+            "password",
+            "password_file",
+            "folder",
+            "poll_interval",
+            "timeout",
+        ],
+        "department.smtp" => &[
+            "host",
+            "port",
+            "tls",
+            "ca_file",
+            "username",
+            "password",
+            "password_file",
+            "timeout",
+        ],
+        "staff" => &["email", "name", "departments", "role", "away", "capacity"],
+        "rule" => crate::rules::load::RULE_KEYS,
+        "team" => crate::rules::load::TEAM_KEYS,
+        _ => &[],
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -150,6 +229,7 @@ struct RawGeneral {
     max_message_size: Option<Spanned<SizeValue>>,
     auto_reply_limit_per_hour: Option<Spanned<i64>>,
     templates_dir: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +255,8 @@ struct RawDepartment {
     after_ingest: Option<Spanned<String>>,
     default_assignee: Option<Spanned<String>>,
     templates_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    categories: Vec<Spanned<String>>,
     imap: Option<Spanned<RawImap>>,
     smtp: Option<Spanned<RawSmtp>>,
 }
@@ -212,6 +294,8 @@ struct RawStaff {
     #[serde(default)]
     departments: Vec<Spanned<String>>,
     role: Option<Spanned<String>>,
+    away: Option<Spanned<bool>>,
+    capacity: Option<Spanned<i64>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -243,6 +327,12 @@ pub struct Config {
     pub database: Database,
     pub departments: Vec<std::sync::Arc<Department>>,
     pub staff: Vec<Staff>,
+    pub rules: RuleSet,
+    /// Every file read: the main file and the included ones.
+    pub files: Vec<PathBuf>,
+    /// Directories whose changes may change the config (watched for
+    /// hot reload: editors replace files rather than write them).
+    pub watch_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +343,8 @@ pub struct General {
     pub secret: SecretSource,
     pub max_message_size: u64,
     pub auto_reply_limit_per_hour: i64,
+    /// For `hours` in rules without their own `timezone`. Default: UTC.
+    pub timezone: (jiff::tz::TimeZone, String),
 }
 
 #[derive(Debug, Clone)]
@@ -321,6 +413,12 @@ pub struct Department {
     pub imap: Option<Imap>,
     pub smtp: Option<Smtp>,
     pub templates: HashMap<templates::Kind, Template>,
+    /// Declared categories (what rules may set).
+    pub categories: Vec<String>,
+    /// Templates named by rules (`auto_reply = "vip"`, `reject = ...`).
+    pub named_templates: HashMap<String, Template>,
+    /// Where template overrides are looked up, in order.
+    pub template_dirs: Vec<PathBuf>,
 }
 
 impl Department {
@@ -347,6 +445,10 @@ pub struct Staff {
     pub name: String,
     pub departments: Vec<String>,
     pub role: Role,
+    /// Skipped by the team strategies.
+    pub away: bool,
+    /// Most open tickets team strategies give this person.
+    pub capacity: Option<i64>,
 }
 
 impl Config {
@@ -396,16 +498,78 @@ impl Config {
         path: &Path,
         options: Options,
     ) -> Result<(Config, Vec<Problem>), Problems> {
-        let mut c = Collector {
-            file: path,
-            src,
-            problems: Vec::new(),
-        };
+        let mut c = Collector::new(path, src);
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let raw = deserialize(src, &mut c);
-        let config = compile(raw, &base, &mut c, options);
+        let raw: Option<RawConfig> = deserialize(src, &mut c, known_keys(""));
+
+        // Included files (rules and teams), read in order.
+        let mut included: Vec<(PathBuf, String)> = Vec::new();
+        let mut watch_dirs = vec![base.clone()];
+        for (i, inc) in raw.iter().flat_map(|r| r.include.iter()).enumerate() {
+            let key = format!("include[{i}]");
+            match crate::rules::load::expand_include(&base, inc.get_ref()) {
+                Ok(files) => {
+                    if files.is_empty() {
+                        c.warning(
+                            inc.span(),
+                            &key,
+                            format!("`{}` matches no file", inc.get_ref()),
+                        );
+                    }
+                    if let Some(dir) = resolve(&base, inc.get_ref()).parent()
+                        && !watch_dirs.iter().any(|d| d == dir)
+                    {
+                        watch_dirs.push(dir.to_path_buf());
+                    }
+                    for f in files {
+                        if f == path || included.iter().any(|(p, _)| *p == f) {
+                            c.error(
+                                inc.span(),
+                                &key,
+                                format!("{} is included twice", f.display()),
+                            );
+                            continue;
+                        }
+                        match std::fs::read_to_string(&f) {
+                            Ok(text) => included.push((f, text)),
+                            Err(e) => c.error(
+                                inc.span(),
+                                &key,
+                                format!("cannot read {}: {e}", f.display()),
+                            ),
+                        }
+                    }
+                }
+                Err(e) => c.error(inc.span(), &key, e),
+            }
+        }
+        let mut extra: Vec<(Collector<'_>, Option<RawIncluded>)> = included
+            .iter()
+            .map(|(p, text)| {
+                let mut ic = Collector::new(p, text);
+                let raw = deserialize(text, &mut ic, crate::rules::load::INCLUDED_KEYS);
+                (ic, raw)
+            })
+            .collect();
+        let config = compile(raw, &base, &mut c, options, &mut extra).map(|mut config| {
+            config.files = std::iter::once(path.to_path_buf())
+                .chain(included.iter().map(|(p, _)| p.clone()))
+                .collect();
+            config.watch_dirs = watch_dirs;
+            config
+        });
         let mut problems = c.problems;
-        problems.sort_by_key(|p| (p.line, p.column, p.severity));
+        for (ic, _) in extra {
+            problems.extend(ic.problems);
+        }
+        // Main file first, then the included files in order.
+        let order = |f: &Path| {
+            std::iter::once(path)
+                .chain(included.iter().map(|(p, _)| p.as_path()))
+                .position(|p| p == f)
+                .unwrap_or(usize::MAX)
+        };
+        problems.sort_by_key(|p| (order(&p.file), p.line, p.column, p.severity));
         match config {
             Some(config) if !problems.iter().any(|p| p.severity == Severity::Error) => {
                 Ok((config, problems))
@@ -429,7 +593,11 @@ impl Default for Options {
     }
 }
 
-fn deserialize(src: &str, c: &mut Collector<'_>) -> Option<RawConfig> {
+fn deserialize<T: serde::de::DeserializeOwned>(
+    src: &str,
+    c: &mut Collector<'_>,
+    root_keys: &[&str],
+) -> Option<T> {
     let root = match toml::de::DeTable::parse(src) {
         Ok(root) => root,
         Err(e) => {
@@ -440,13 +608,38 @@ fn deserialize(src: &str, c: &mut Collector<'_>) -> Option<RawConfig> {
     };
     let spans = key_spans(root.get_ref());
     let mut unknown: Vec<String> = Vec::new();
-    let result: Result<RawConfig, toml::de::Error> =
+    let result: Result<T, toml::de::Error> =
         serde_ignored::deserialize(toml::de::Deserializer::from(root), |path| {
             unknown.push(ignored_path(&path))
         });
     for key in unknown {
         let span = spans.get(&key).cloned().unwrap_or(0..0);
-        c.error(span, &key, "unknown key");
+        // `department[0].imap.prt` → table `department.imap`, name `prt`.
+        let plain: String = {
+            let mut out = String::new();
+            let mut depth = 0;
+            for ch in key.chars() {
+                match ch {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    _ if depth == 0 => out.push(ch),
+                    _ => {}
+                }
+            }
+            out
+        };
+        let (table, name) = plain.rsplit_once('.').unwrap_or(("", &plain));
+        let known = if table.is_empty() {
+            root_keys
+        } else {
+            known_keys(table)
+        };
+        let hint = match crate::rules::load::nearest(name, known.iter().copied()) {
+            Some(k) => format!("; did you mean `{k}`?"),
+            None if !known.is_empty() => format!(" (known keys here: {})", known.join(", ")),
+            None => String::new(),
+        };
+        c.error(span, &key, format!("unknown key{hint}"));
     }
     match result {
         Ok(raw) => Some(raw),
@@ -509,13 +702,14 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
 // ---------------------------------------------------------------------------
 // Checking and compiling
 
-fn compile(
+fn compile<'a>(
     raw: Option<RawConfig>,
     base: &Path,
-    c: &mut Collector<'_>,
+    c: &mut Collector<'a>,
     options: Options,
+    included: &mut [(Collector<'a>, Option<RawIncluded>)],
 ) -> Option<Config> {
-    let raw = raw?;
+    let mut raw = raw?;
     let whole = 0..0;
 
     let general = raw.general.map(Spanned::into_inner).unwrap_or_default();
@@ -586,6 +780,23 @@ fn compile(
             );
             0
         }
+    };
+    let timezone = match &general.timezone {
+        None => (jiff::tz::TimeZone::UTC, "UTC".to_string()),
+        Some(tz) => match jiff::tz::TimeZone::get(tz.get_ref()) {
+            Ok(z) => (z, tz.get_ref().clone()),
+            Err(_) => {
+                c.error(
+                    tz.span(),
+                    "general.timezone",
+                    format!(
+                        "unknown time zone `{}` (use an IANA name such as Europe/Istanbul)",
+                        tz.get_ref()
+                    ),
+                );
+                (jiff::tz::TimeZone::UTC, "UTC".to_string())
+            }
+        },
     };
     let general_templates = general
         .templates_dir
@@ -673,6 +884,15 @@ fn compile(
                 .map(|d| d.get_ref().to_ascii_uppercase())
                 .collect(),
             role,
+            away: s.away.as_ref().is_some_and(|a| *a.get_ref()),
+            capacity: match &s.capacity {
+                None => None,
+                Some(n) if *n.get_ref() >= 1 => Some(*n.get_ref()),
+                Some(n) => {
+                    c.error(n.span(), &format!("{at}.capacity"), "must be 1 or more");
+                    None
+                }
+            },
         });
     }
 
@@ -760,6 +980,10 @@ fn compile(
             }),
         };
         let default_assignee = d.default_assignee.as_ref().map(|a| {
+            if !a.get_ref().contains('@') {
+                // A team name: checked once teams are compiled.
+                return a.get_ref().trim().to_string();
+            }
             match staff
                 .iter()
                 .find(|s| s.email.eq_ignore_ascii_case(a.get_ref()))
@@ -837,7 +1061,87 @@ fn compile(
             imap,
             smtp,
             templates: tpls,
+            categories: {
+                let mut cats: Vec<String> = Vec::new();
+                for (j, cat) in d.categories.iter().enumerate() {
+                    let name = cat.get_ref().trim().to_string();
+                    if name.is_empty() || cats.contains(&name) {
+                        c.error(
+                            cat.span(),
+                            &format!("{at}.categories[{j}]"),
+                            "categories must be non-empty and listed once",
+                        );
+                    } else {
+                        cats.push(name);
+                    }
+                }
+                cats
+            },
+            named_templates: HashMap::new(),
+            template_dirs: dirs,
         });
+    }
+
+    let rules = {
+        let mut files = vec![crate::rules::load::FileRules {
+            c: &mut *c,
+            rules: std::mem::take(&mut raw.rule),
+            teams: std::mem::take(&mut raw.team),
+        }];
+        for (ic, r) in included.iter_mut() {
+            if let Some(r) = r.take() {
+                files.push(crate::rules::load::FileRules {
+                    c: ic,
+                    rules: r.rule,
+                    teams: r.team,
+                });
+            }
+        }
+        let mut cx = crate::rules::load::Context {
+            departments: &mut departments,
+            staff: &staff,
+            default_timezone: &timezone,
+        };
+        crate::rules::load::compile(&mut files, &mut cx)
+    };
+    for (i, d) in raw.department.iter().enumerate() {
+        if let Some(a) = &d.get_ref().default_assignee
+            && !a.get_ref().contains('@')
+            && rules.team(a.get_ref().trim()).is_none()
+        {
+            let hint = crate::rules::load::nearest(
+                a.get_ref(),
+                rules.teams.iter().map(|t| t.name.as_str()),
+            )
+            .map_or_else(String::new, |k| format!("; did you mean `{k}`?"));
+            c.error(
+                a.span(),
+                &format!("department[{i}].default_assignee"),
+                format!(
+                    "`{}` is neither a [[staff]] email nor a [[team]]{hint}",
+                    a.get_ref()
+                ),
+            );
+        }
+    }
+    for (later, earlier) in crate::rules::load::shadowed(&rules) {
+        let (l, e) = (&rules.rules[later], &rules.rules[earlier]);
+        let problem = Problem {
+            severity: Severity::Warning,
+            file: l.origin.file.clone(),
+            line: l.origin.line,
+            column: 1,
+            key: l.name.clone(),
+            message: format!(
+                "unreachable: `{}` at {} matches every mail this rule could see and does not `continue`",
+                e.name, e.origin
+            ),
+        };
+        if l.origin.file == c.file {
+            c.problems.push(problem);
+        } else if let Some((ic, _)) = included.iter_mut().find(|(ic, _)| ic.file == l.origin.file) {
+            ic.problems.push(problem);
+        }
     }
 
     for (i, s) in raw.staff.iter().enumerate() {
@@ -862,6 +1166,7 @@ fn compile(
             secret: secret?,
             max_message_size,
             auto_reply_limit_per_hour,
+            timezone,
         },
         database: Database {
             url,
@@ -869,6 +1174,9 @@ fn compile(
         },
         departments: departments.into_iter().map(std::sync::Arc::new).collect(),
         staff,
+        rules,
+        files: Vec::new(),
+        watch_dirs: Vec::new(),
     })
 }
 
@@ -1252,9 +1560,21 @@ host = "smtp.example.com"
         assert_eq!(
             found,
             vec![
-                (7, "department[0].languag", "unknown key"),
-                (15, "department[0].smtp.hots", "unknown key"),
-                (18, "extra", "unknown key"),
+                (
+                    7,
+                    "department[0].languag",
+                    "unknown key; did you mean `language`?"
+                ),
+                (
+                    15,
+                    "department[0].smtp.hots",
+                    "unknown key; did you mean `host`?"
+                ),
+                (
+                    18,
+                    "extra",
+                    "unknown key (known keys here: general, database, department, staff, include, rule, team)"
+                ),
             ]
         );
         assert!(

@@ -9,11 +9,14 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod explain;
 pub mod ingest;
 pub mod logging;
 pub mod mail;
 pub mod outbox;
 pub mod pipeline;
+pub mod routing;
+pub mod rules;
 pub mod service;
 pub mod store;
 pub mod templates;

@@ -28,8 +28,9 @@ use crate::mail::compose::{self, Author, Outgoing};
 use crate::mail::parse::{self, Inbound, Mailbox};
 use crate::mail::thread;
 use crate::mail::token;
+use crate::routing;
 use crate::store::{
-    NewMessage, NewOutbox, NewTicket, RawSource, Status, Store, StoredRaw, Ticket, Tx,
+    NewMessage, NewOutbox, NewTicket, RawSource, Routing, Status, Store, StoredRaw, Ticket, Tx,
 };
 use crate::templates;
 
@@ -220,13 +221,17 @@ impl Drop for BacklogGuard {
 /// Everything the pipeline needs, shared by all mailbox tasks.
 pub struct Pipeline {
     store: Store,
-    config: Arc<Config>,
+    /// Swapped whole by a reload; each mail reads one snapshot.
+    config: std::sync::RwLock<Arc<Config>>,
     secret: Vec<u8>,
     outbox_wakeup: Arc<Notify>,
     /// Raw messages whose processing failed with an error (not a crash)
     /// in this process: retrying them is not counted as a parse attempt.
     failed_here: Mutex<HashSet<i64>>,
     backlog: Backlog,
+    /// Mail other than acknowledgements (notifications, rejections) was
+    /// queued: wake the outbox after the commit.
+    queued_other: std::sync::atomic::AtomicBool,
 }
 
 impl Pipeline {
@@ -238,11 +243,12 @@ impl Pipeline {
     ) -> Pipeline {
         Pipeline {
             store,
-            config,
+            config: std::sync::RwLock::new(config),
             secret,
             outbox_wakeup,
             failed_here: Mutex::new(HashSet::new()),
             backlog: Backlog::default(),
+            queued_other: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -254,16 +260,24 @@ impl Pipeline {
         &self.store
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    pub fn secret(&self) -> &[u8] {
-        &self.secret
+    /// Puts a reloaded config in force for the next mail.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
     }
 
     pub fn max_message_size(&self) -> u64 {
-        self.config.general.max_message_size
+        self.config().general.max_message_size
     }
 
     /// Stores one mail. `size` is the size on the server; `truncated` says
@@ -363,15 +377,18 @@ impl Pipeline {
                 }
             }
         };
-        if outcomes.iter().any(|o| {
-            matches!(
-                o,
-                Outcome::Stored {
-                    acknowledged: true,
-                    ..
-                }
-            )
-        }) {
+        let other = self.queued_other.swap(false, Ordering::Relaxed);
+        if other
+            || outcomes.iter().any(|o| {
+                matches!(
+                    o,
+                    Outcome::Stored {
+                        acknowledged: true,
+                        ..
+                    }
+                )
+            })
+        {
             self.outbox_wakeup.notify_waiters();
         }
         Ok(outcomes)
@@ -521,7 +538,7 @@ impl Pipeline {
         if r.item.truncated {
             mail.problems.push(format!(
                 "message of {} bytes exceeds max_message_size ({} bytes): only its headers were stored",
-                r.item.size, self.config.general.max_message_size
+                r.item.size, self.config().general.max_message_size
             ));
         }
         mail
@@ -570,15 +587,59 @@ impl Pipeline {
         mail: &Inbound,
         now: i64,
     ) -> anyhow::Result<Outcome> {
-        let ours = self.config.our_addresses();
+        // One config for the whole mail, even when a reload lands now.
+        let config = self.config();
+        let arrival = config
+            .department(&department.key)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(department.clone()));
+        let ours = config.our_addresses();
         let automatic = classify::automatic(mail, &ours);
         let sender = mail.from.as_ref().map(|m| m.email.as_str()).unwrap_or("");
 
-        let (found, signal) = self.find_ticket(tx, mail, sender).await?;
+        let (found, found_signal) =
+            find_ticket(tx, &config, &self.secret, mail, sender, &ours).await?;
+        // A reply to a ticket closed longer than reopen_within opens a new
+        // one: the rules see it as new.
+        let stale = found.as_ref().is_some_and(|t| {
+            t.status == Status::Closed
+                && automatic.is_none()
+                && now - t.closed_at.unwrap_or(t.updated_at)
+                    > arrival.reopen_within.as_millis() as i64
+        });
+        let existing = if stale { None } else { found.as_ref() };
+        let plan = routing::plan(
+            &config,
+            &mut routing::State::Live(tx),
+            &arrival,
+            existing,
+            mail,
+            automatic.as_deref(),
+            now,
+            None,
+        )
+        .await?;
+        // Mail the rules set aside changes no status.
+        let quiet = automatic.is_some() || plan.spam || plan.reject.is_some();
+        let target = plan.department.clone();
+
         let (ticket, signal) = match found {
-            Some(t) if t.status == Status::Closed && automatic.is_none() => {
-                let closed_at = t.closed_at.unwrap_or(t.updated_at);
-                if now - closed_at <= department.reopen_within.as_millis() as i64 {
+            Some(t) if stale => {
+                let new = self
+                    .open_ticket(tx, &config, &plan, mail, Some(t.ticket_id), now)
+                    .await?;
+                tx.insert_event(
+                    new.ticket_id,
+                    "linked",
+                    None,
+                    Some(&format!("reply to {} after reopen_within", t.reference)),
+                    now,
+                )
+                .await?;
+                (new, Signal::New)
+            }
+            Some(t) => {
+                if t.status == Status::Closed && !quiet {
                     tx.set_status(t.ticket_id, Status::Open, now).await?;
                     tx.insert_event(
                         t.ticket_id,
@@ -588,24 +649,7 @@ impl Pipeline {
                         now,
                     )
                     .await?;
-                    (t, signal)
-                } else {
-                    let new = self
-                        .open_ticket(tx, department, mail, Some(t.ticket_id), now)
-                        .await?;
-                    tx.insert_event(
-                        new.ticket_id,
-                        "linked",
-                        None,
-                        Some(&format!("reply to {} after reopen_within", t.reference)),
-                        now,
-                    )
-                    .await?;
-                    (new, Signal::New)
-                }
-            }
-            Some(t) => {
-                if t.status == Status::Pending && automatic.is_none() {
+                } else if t.status == Status::Pending && !quiet {
                     tx.set_status(t.ticket_id, Status::Open, now).await?;
                     tx.insert_event(
                         t.ticket_id,
@@ -618,10 +662,12 @@ impl Pipeline {
                 } else {
                     tx.touch(t.ticket_id, now).await?;
                 }
-                (t, signal)
+                self.route_existing(tx, &t, &plan, now).await?;
+                (t, found_signal)
             }
             None => (
-                self.open_ticket(tx, department, mail, None, now).await?,
+                self.open_ticket(tx, &config, &plan, mail, None, now)
+                    .await?,
                 Signal::New,
             ),
         };
@@ -629,7 +675,7 @@ impl Pipeline {
         // People the customer copied may later write with the subject tag.
         // Not from mail threaded by its tag alone: a forged From with a
         // guessed tag must not subscribe a stranger to the staff's replies.
-        if automatic.is_none() && sender == ticket.customer_email && signal != Signal::SubjectTag {
+        if !quiet && sender == ticket.customer_email && signal != Signal::SubjectTag {
             for m in mail.to.iter().chain(mail.cc.iter()) {
                 if m.email != ticket.customer_email
                     && !ours.iter().any(|o| classify::same_mailbox(o, &m.email))
@@ -640,16 +686,21 @@ impl Pipeline {
         }
 
         let problems = (!mail.problems.is_empty()).then(|| mail.problems.join("; "));
+        let kind = if automatic.is_some() {
+            "auto_reply"
+        } else if plan.spam {
+            "spam"
+        } else if plan.reject.is_some() {
+            "rejected"
+        } else {
+            "customer"
+        };
         let message_id = tx
             .insert_message(&NewMessage {
                 ticket_id: ticket.ticket_id,
                 raw_message_id: Some(raw_id),
                 direction: "in",
-                kind: if automatic.is_some() {
-                    "auto_reply"
-                } else {
-                    "customer"
-                },
+                kind,
                 class_reason: automatic.as_deref(),
                 thread_signal: Some(signal.as_str()),
                 author: None,
@@ -678,12 +729,82 @@ impl Pipeline {
             .await?;
         }
 
-        let acknowledged = if signal == Signal::New {
-            self.acknowledge(tx, department, &ticket, mail, automatic.as_deref(), now)
-                .await?
-        } else {
-            false
-        };
+        let mut acknowledged = false;
+        if let Some(name) = &plan.reject
+            && automatic.is_none()
+        {
+            let template = target
+                .named_templates
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| target.template(templates::Kind::Rejection).clone());
+            self.auto_mail(
+                tx,
+                &config,
+                &target,
+                &ticket,
+                mail,
+                &template,
+                "rejection",
+                now,
+            )
+            .await?;
+        } else if signal == Signal::New {
+            acknowledged = match &plan.auto_reply {
+                routing::AutoReplyPlan::Off(reason) => {
+                    tx.insert_event(
+                        ticket.ticket_id,
+                        "no_acknowledgement",
+                        None,
+                        Some(reason),
+                        now,
+                    )
+                    .await?;
+                    false
+                }
+                routing::AutoReplyPlan::Acknowledgement => {
+                    let template = target.template(templates::Kind::Acknowledgement).clone();
+                    self.auto_mail(
+                        tx,
+                        &config,
+                        &target,
+                        &ticket,
+                        mail,
+                        &template,
+                        "auto_reply",
+                        now,
+                    )
+                    .await?
+                }
+                routing::AutoReplyPlan::Template(name) => {
+                    let template = target
+                        .named_templates
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            target.template(templates::Kind::Acknowledgement).clone()
+                        });
+                    self.auto_mail(
+                        tx,
+                        &config,
+                        &target,
+                        &ticket,
+                        mail,
+                        &template,
+                        "auto_reply",
+                        now,
+                    )
+                    .await?
+                }
+            };
+        }
+        if self
+            .notify(tx, &config, &target, &ticket, &plan, now)
+            .await?
+            || plan.reject.is_some()
+        {
+            self.queued_other.store(true, Ordering::Relaxed);
+        }
         Ok(Outcome::Stored {
             reference: ticket.reference,
             signal,
@@ -691,107 +812,189 @@ impl Pipeline {
         })
     }
 
-    async fn find_ticket(
+    /// What the rules change on a ticket a mail threads into.
+    async fn route_existing(
         &self,
         tx: &mut Tx,
-        mail: &Inbound,
-        sender: &str,
-    ) -> anyhow::Result<(Option<Ticket>, Signal)> {
-        let candidates = thread::reference_candidates(&mail.in_reply_to, &mail.references);
-        if !candidates.is_empty()
-            && let Some(t) = tx.ticket_by_message_ids(&candidates).await?
+        t: &Ticket,
+        plan: &routing::Plan,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        if plan.rules.is_empty() {
+            return Ok(());
+        }
+        let a = &plan.decision.actions;
+        let mut tags: Vec<&str> = t.tags.split_whitespace().collect();
+        for tag in &a.tags {
+            if !tags.contains(&tag.as_str()) {
+                tags.push(tag);
+            }
+        }
+        if plan.department.key != t.department {
+            tx.insert_event(
+                t.ticket_id,
+                "moved",
+                None,
+                Some(&format!("{} -> {}", t.department, plan.department.key)),
+                now,
+            )
+            .await?;
+        }
+        tx.set_routing(
+            t.ticket_id,
+            &Routing {
+                department: &plan.department.key,
+                priority: a.priority.map_or(t.priority.as_str(), |p| p.as_str()),
+                category: a.category.as_deref().or(t.category.as_deref()),
+                tags: &tags.join(" "),
+                now,
+            },
+        )
+        .await?;
+        if t.assignee.is_none()
+            && let Some(a) = &plan.assignee
         {
-            return Ok((Some(t), Signal::References));
+            tx.set_assignee(t.ticket_id, Some(a), now).await?;
+            tx.insert_event(t.ticket_id, "assigned", None, Some(a), now)
+                .await?;
         }
-
-        let ours = self.config.our_addresses();
-        let recipients = mail.delivered_to.iter().map(String::as_str).chain(
-            mail.to
-                .iter()
-                .chain(mail.cc.iter())
-                .map(|m| m.email.as_str()),
-        );
-        for address in recipients {
-            if let Some(tok) = token::token_in_address(address, &ours)
-                && let Some(reference) = token::verify(&self.secret, tok)
-                && let Some(t) = tx.ticket_by_ref(&reference).await?
-            {
-                return Ok((Some(t), Signal::ReplyToken));
-            }
-        }
-
-        for tag in thread::subject_tags(&mail.subject, &self.config.keys()) {
-            if let Some(t) = tx.ticket_by_ref(&tag.reference()).await? {
-                let trusted = !sender.is_empty()
-                    && (t.customer_email == sender
-                        || tx.is_participant(t.ticket_id, sender).await?);
-                if trusted {
-                    return Ok((Some(t), Signal::SubjectTag));
-                }
-            }
-        }
-        Ok((None, Signal::New))
+        tx.insert_event(t.ticket_id, "routing", None, Some(&plan.history()), now)
+            .await?;
+        Ok(())
     }
 
     async fn open_ticket(
         &self,
         tx: &mut Tx,
-        department: &Department,
+        config: &Config,
+        plan: &routing::Plan,
         mail: &Inbound,
         linked: Option<i64>,
         now: i64,
     ) -> anyhow::Result<Ticket> {
-        let subject = thread::clean_subject(&mail.subject, &self.config.keys());
+        let subject = thread::clean_subject(&mail.subject, &config.keys());
         let customer = mail.from.as_ref();
+        let a = &plan.decision.actions;
+        let disposition = if plan.spam {
+            Some("spam")
+        } else if plan.reject.is_some() {
+            Some("rejected")
+        } else {
+            None
+        };
         let ticket = tx
             .insert_ticket(&NewTicket {
-                department: &department.key,
+                department: &plan.department.key,
                 subject: &subject,
                 customer_email: customer.map_or("", |m| m.email.as_str()),
                 customer_name: customer.and_then(|m| m.name.as_deref()),
-                assignee: department.default_assignee.as_deref(),
+                assignee: plan.assignee.as_deref(),
                 linked_ticket_id: linked,
+                priority: a.priority.map_or("medium", |p| p.as_str()),
+                category: a.category.as_deref(),
+                tags: &a.tags.join(" "),
+                disposition,
                 now,
             })
             .await?;
-        if let Some(a) = &department.default_assignee {
+        tx.insert_event(
+            ticket.ticket_id,
+            "routing",
+            None,
+            Some(&plan.history()),
+            now,
+        )
+        .await?;
+        if let Some(a) = &plan.assignee {
             tx.insert_event(ticket.ticket_id, "assigned", None, Some(a), now)
                 .await?;
         }
         Ok(ticket)
     }
 
-    /// Queues the acknowledgement unless the mail is automatic or the
-    /// sender already got `auto_reply_limit_per_hour` of them.
-    async fn acknowledge(
+    /// Mail to staff named by the rules, and to the managers of a new
+    /// ticket nobody was assigned. Returns whether any was queued.
+    async fn notify(
         &self,
         tx: &mut Tx,
+        config: &Config,
+        department: &Department,
+        ticket: &Ticket,
+        plan: &routing::Plan,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let mut queued = false;
+        for email in &plan.notify {
+            let name = config.staff_member(email).map(|s| s.name.clone());
+            let to = [Mailbox {
+                name,
+                email: email.clone(),
+            }];
+            let customer = match &ticket.customer_name {
+                Some(n) => format!("{n} <{}>", ticket.customer_email),
+                None => ticket.customer_email.clone(),
+            };
+            let (subject, body) =
+                department
+                    .template(templates::Kind::Notification)
+                    .render(&templates::Values {
+                        reference: &ticket.reference,
+                        subject: &ticket.subject,
+                        department: &department.name,
+                        customer_name: &customer,
+                    });
+            let result = queue_mail(
+                tx,
+                department,
+                ticket,
+                &self.secret,
+                QueuedMail {
+                    kind: "notification",
+                    author: Author::AutoGenerated,
+                    staff: None,
+                    to: &to,
+                    cc: &[],
+                    subject: &subject,
+                    body: &body,
+                    in_reply_to: None,
+                    references: &[],
+                },
+                now,
+            )
+            .await;
+            match result {
+                Ok(()) => queued = true,
+                Err(e) => {
+                    warn!(ticket = %ticket.reference, to = %email, error = %e, "no notification")
+                }
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues an automatic reply to the sender (acknowledgement or
+    /// rejection) unless the sender already got `auto_reply_limit_per_hour`
+    /// of them.
+    #[allow(clippy::too_many_arguments)]
+    async fn auto_mail(
+        &self,
+        tx: &mut Tx,
+        config: &Config,
         department: &Department,
         ticket: &Ticket,
         mail: &Inbound,
-        automatic: Option<&str>,
+        template: &templates::Template,
+        kind: &str,
         now: i64,
     ) -> anyhow::Result<bool> {
-        let customer = match (&mail.from, automatic) {
-            (Some(c), None) => c,
-            (_, Some(reason)) => {
-                tx.insert_event(
-                    ticket.ticket_id,
-                    "no_acknowledgement",
-                    None,
-                    Some(reason),
-                    now,
-                )
-                .await?;
-                return Ok(false);
-            }
-            (None, None) => return Ok(false),
+        let Some(customer) = &mail.from else {
+            return Ok(false);
         };
         let sent = tx
             .auto_replies_since(&customer.email, now - 3_600_000)
             .await?;
-        if sent >= self.config.general.auto_reply_limit_per_hour {
-            warn!(sender = %customer.email, sent, "acknowledgement suppressed by auto_reply_limit_per_hour");
+        if sent >= config.general.auto_reply_limit_per_hour {
+            warn!(sender = %customer.email, sent, "automatic reply suppressed by auto_reply_limit_per_hour");
             tx.insert_event(
                 ticket.ticket_id,
                 "no_acknowledgement",
@@ -802,14 +1005,12 @@ impl Pipeline {
             .await?;
             return Ok(false);
         }
-        let (subject, body) = department
-            .template(templates::Kind::Acknowledgement)
-            .render(&templates::Values {
-                reference: &ticket.reference,
-                subject: &ticket.subject,
-                department: &department.name,
-                customer_name: customer.name.as_deref().unwrap_or(&customer.email),
-            });
+        let (subject, body) = template.render(&templates::Values {
+            reference: &ticket.reference,
+            subject: &ticket.subject,
+            department: &department.name,
+            customer_name: customer.name.as_deref().unwrap_or(&customer.email),
+        });
         let mut references = mail.references.clone();
         references.extend(mail.message_id.clone());
         let queued = queue_mail(
@@ -818,7 +1019,12 @@ impl Pipeline {
             ticket,
             &self.secret,
             QueuedMail {
-                kind: "auto_reply",
+                // The per-sender limit counts every automatic reply.
+                kind: if kind == "rejection" {
+                    "auto_reply"
+                } else {
+                    kind
+                },
                 author: Author::AutoReplied,
                 staff: None,
                 to: std::slice::from_ref(customer),
@@ -836,7 +1042,7 @@ impl Pipeline {
             Err(e) => {
                 // An address lettre cannot use is the customer's problem,
                 // not a reason to refuse the mail.
-                warn!(ticket = %ticket.reference, error = %e, "no acknowledgement");
+                warn!(ticket = %ticket.reference, error = %e, "no automatic reply");
                 tx.insert_event(
                     ticket.ticket_id,
                     "no_acknowledgement",
@@ -849,6 +1055,53 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The ticket a mail belongs to, and the signal that said so: a
+/// referenced Message-ID we know; a signed reply address; a `[KEY-n]`
+/// subject tag from the ticket's customer or a participant.
+pub async fn find_ticket(
+    tx: &mut Tx,
+    config: &Config,
+    secret: &[u8],
+    mail: &Inbound,
+    sender: &str,
+    ours: &[&str],
+) -> anyhow::Result<(Option<Ticket>, Signal)> {
+    let candidates = thread::reference_candidates(&mail.in_reply_to, &mail.references);
+    if !candidates.is_empty()
+        && let Some(t) = tx.ticket_by_message_ids(&candidates).await?
+    {
+        return Ok((Some(t), Signal::References));
+    }
+
+    let recipients = mail.delivered_to.iter().map(String::as_str).chain(
+        mail.to
+            .iter()
+            .chain(mail.cc.iter())
+            .map(|m| m.email.as_str()),
+    );
+    if !secret.is_empty() {
+        for address in recipients {
+            if let Some(tok) = token::token_in_address(address, ours)
+                && let Some(reference) = token::verify(secret, tok)
+                && let Some(t) = tx.ticket_by_ref(&reference).await?
+            {
+                return Ok((Some(t), Signal::ReplyToken));
+            }
+        }
+    }
+
+    for tag in thread::subject_tags(&mail.subject, &config.keys()) {
+        if let Some(t) = tx.ticket_by_ref(&tag.reference()).await? {
+            let trusted = !sender.is_empty()
+                && (t.customer_email == sender || tx.is_participant(t.ticket_id, sender).await?);
+            if trusted {
+                return Ok((Some(t), Signal::SubjectTag));
+            }
+        }
+    }
+    Ok((None, Signal::New))
 }
 
 fn join(list: &[Mailbox]) -> String {

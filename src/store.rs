@@ -71,13 +71,19 @@ pub struct Ticket {
     pub created_at: i64,
     pub updated_at: i64,
     pub closed_at: Option<i64>,
+    pub priority: String,
+    pub category: Option<String>,
+    /// Space-separated.
+    pub tags: String,
+    /// `spam` or `rejected` for mail a rule kept out of the queue.
+    pub disposition: Option<String>,
     /// Filled by listings only.
     pub message_count: i64,
 }
 
 const TICKET_COLUMNS: &str = "t.ticket_id, t.ref, t.department, t.status, t.subject, \
     t.customer_email, t.customer_name, t.assignee, t.linked_ticket_id, t.created_at, \
-    t.updated_at, t.closed_at";
+    t.updated_at, t.closed_at, t.priority, t.category, t.tags, t.disposition";
 
 fn ticket_from_row(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -96,6 +102,10 @@ fn ticket_from_row(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         closed_at: row.try_get("closed_at")?,
+        priority: row.try_get("priority")?,
+        category: row.try_get("category")?,
+        tags: row.try_get("tags")?,
+        disposition: row.try_get("disposition")?,
         message_count: row
             .try_get::<Option<i64>, _>("message_count")
             .ok()
@@ -168,6 +178,20 @@ pub struct NewTicket<'a> {
     pub customer_name: Option<&'a str>,
     pub assignee: Option<&'a str>,
     pub linked_ticket_id: Option<i64>,
+    pub priority: &'a str,
+    pub category: Option<&'a str>,
+    pub tags: &'a str,
+    pub disposition: Option<&'a str>,
+    pub now: i64,
+}
+
+/// What the routing rules set on an existing ticket.
+#[derive(Debug, Clone)]
+pub struct Routing<'a> {
+    pub department: &'a str,
+    pub priority: &'a str,
+    pub category: Option<&'a str>,
+    pub tags: &'a str,
     pub now: i64,
 }
 
@@ -241,6 +265,17 @@ pub struct TicketFilter {
     pub status: Option<Status>,
     pub department: Option<String>,
     pub customer: Option<String>,
+    /// Also spam and rejected tickets (hidden by default).
+    pub hidden: bool,
+}
+
+/// One line of a ticket's history.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: String,
+    pub actor: Option<String>,
+    pub detail: Option<String>,
+    pub created_at: i64,
 }
 
 /// The file of a `sqlite:` URL.
@@ -251,17 +286,46 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 }
 
 fn migrations(backend: Backend) -> Migrator {
-    let initial = match backend {
-        Backend::Sqlite => include_str!("../migrations/sqlite/0001_initial.sql"),
-        Backend::Postgres => include_str!("../migrations/postgres/0001_initial.sql"),
+    let files: [(i64, &str, &'static str); 2] = match backend {
+        Backend::Sqlite => [
+            (
+                1,
+                "initial",
+                include_str!("../migrations/sqlite/0001_initial.sql"),
+            ),
+            (
+                2,
+                "routing",
+                include_str!("../migrations/sqlite/0002_routing.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                1,
+                "initial",
+                include_str!("../migrations/postgres/0001_initial.sql"),
+            ),
+            (
+                2,
+                "routing",
+                include_str!("../migrations/postgres/0002_routing.sql"),
+            ),
+        ],
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        initial.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 impl Store {
@@ -470,6 +534,7 @@ impl Store {
              from ticket t \
              where ($1 = '' or t.status = $1) and ($2 = '' or t.department = $2) \
                and ($3 = '' or t.customer_email = $3) \
+               and ($4 = 1 or t.disposition is null) \
              order by t.ticket_id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -488,6 +553,7 @@ impl Store {
                     .unwrap_or("")
                     .to_ascii_lowercase(),
             )
+            .bind(i64::from(filter.hidden))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(ticket_from_row).collect::<Result<_, _>>()?)
@@ -495,6 +561,27 @@ impl Store {
 
     /// A ticket's messages, oldest first, with attachment metadata and the
     /// delivery state of outgoing mail.
+    /// A ticket's history, oldest first.
+    pub async fn events(&self, ticket_id: i64) -> anyhow::Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "select kind, actor, detail, created_at from event where ticket_id = $1 \
+             order by event_id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Event {
+                    kind: r.try_get(0)?,
+                    actor: r.try_get(1)?,
+                    detail: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn messages(&self, ticket_id: i64) -> anyhow::Result<Vec<MessageRecord>> {
         let rows = sqlx::query(
             "select m.message_id, m.direction, m.kind, m.class_reason, m.thread_signal, m.author, \
@@ -994,26 +1081,42 @@ impl Tx {
         .await?;
         let number: i64 = r.try_get(0)?;
         let reference = format!("{}-{number}", t.department);
+        // Spam and rejected mail is kept on a closed ticket: stored, out of
+        // the queue.
+        let status = if t.disposition.is_some() {
+            Status::Closed
+        } else {
+            Status::Open
+        };
+        let closed_at = t.disposition.is_some().then_some(t.now);
         let r = sqlx::query(
             "insert into ticket (ref, department, status, subject, customer_email, customer_name, \
-                                 assignee, linked_ticket_id, created_at, updated_at) \
-             values ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $8) returning ticket_id",
+                                 assignee, linked_ticket_id, created_at, updated_at, closed_at, \
+                                 priority, category, tags, disposition) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14) \
+             returning ticket_id",
         )
         .bind(&reference)
         .bind(t.department)
+        .bind(status.as_str())
         .bind(t.subject)
         .bind(t.customer_email)
         .bind(t.customer_name)
         .bind(t.assignee)
         .bind(t.linked_ticket_id)
         .bind(t.now)
+        .bind(closed_at)
+        .bind(t.priority)
+        .bind(t.category)
+        .bind(t.tags)
+        .bind(t.disposition)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(Ticket {
             ticket_id: r.try_get(0)?,
             reference,
             department: t.department.to_string(),
-            status: Status::Open,
+            status,
             subject: t.subject.to_string(),
             customer_email: t.customer_email.to_string(),
             customer_name: t.customer_name.map(str::to_string),
@@ -1021,7 +1124,11 @@ impl Tx {
             linked_ticket_id: t.linked_ticket_id,
             created_at: t.now,
             updated_at: t.now,
-            closed_at: None,
+            closed_at,
+            priority: t.priority.to_string(),
+            category: t.category.map(str::to_string),
+            tags: t.tags.to_string(),
+            disposition: t.disposition.map(str::to_string),
             message_count: 0,
         })
     }
@@ -1058,6 +1165,80 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    /// What the routing rules decided for an existing ticket.
+    pub async fn set_routing(&mut self, ticket_id: i64, r: &Routing<'_>) -> anyhow::Result<()> {
+        sqlx::query(
+            "update ticket set department = $2, priority = $3, category = $4, tags = $5, \
+             updated_at = $6 where ticket_id = $1",
+        )
+        .bind(ticket_id)
+        .bind(r.department)
+        .bind(r.priority)
+        .bind(r.category)
+        .bind(r.tags)
+        .bind(r.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The next round-robin number of a team (1, 2, 3 ...), shared by all
+    /// daemons: the row stays locked until the transaction ends.
+    pub async fn next_round_robin(&mut self, team: &str) -> anyhow::Result<i64> {
+        let r = sqlx::query(
+            "insert into team_cursor (team, counter) values ($1, 1) \
+             on conflict (team) do update set counter = team_cursor.counter + 1 \
+             returning counter",
+        )
+        .bind(team)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+
+    /// The round-robin number a team would get next, without taking it.
+    pub async fn peek_round_robin(&mut self, team: &str) -> anyhow::Result<i64> {
+        let r = sqlx::query("select counter from team_cursor where team = $1")
+            .bind(team)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(r.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0) + 1)
+    }
+
+    /// Tickets not closed, per assignee.
+    pub async fn open_counts(&mut self) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+        let rows = sqlx::query(
+            "select assignee, count(*) from ticket \
+             where assignee is not null and status <> 'closed' group by assignee",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The assignee of the customer's most recent assigned ticket.
+    pub async fn last_assignee_of(&mut self, customer: &str) -> anyhow::Result<Option<String>> {
+        let r = sqlx::query(
+            "select assignee from ticket where customer_email = $1 and assignee is not null \
+             order by ticket_id desc limit 1",
+        )
+        .bind(customer)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(r.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Whether the address has a ticket already.
+    pub async fn customer_known(&mut self, customer: &str) -> anyhow::Result<bool> {
+        let r = sqlx::query("select 1 from ticket where customer_email = $1 limit 1")
+            .bind(customer)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(r.is_some())
     }
 
     pub async fn touch(&mut self, ticket_id: i64, now: i64) -> anyhow::Result<()> {

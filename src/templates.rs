@@ -14,15 +14,26 @@ use std::path::Path;
 pub enum Kind {
     Acknowledgement,
     Closure,
+    /// Sent to the sender of mail a routing rule rejects.
+    Rejection,
+    /// Sent to staff: a new ticket for them or nobody.
+    Notification,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Acknowledgement, Kind::Closure];
+    pub const ALL: [Kind; 4] = [
+        Kind::Acknowledgement,
+        Kind::Closure,
+        Kind::Rejection,
+        Kind::Notification,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Acknowledgement => "acknowledgement",
             Kind::Closure => "closure",
+            Kind::Rejection => "rejection",
+            Kind::Notification => "notification",
         }
     }
 }
@@ -32,12 +43,16 @@ pub const LANGUAGES: &[&str] = &["en", "tr"];
 
 const PLACEHOLDERS: &[&str] = &["ref", "subject", "department", "customer_name"];
 
-fn builtin(kind: Kind, language: &str) -> Option<&'static str> {
-    Some(match (kind, language) {
-        (Kind::Acknowledgement, "en") => include_str!("../templates/acknowledgement.en.txt"),
-        (Kind::Acknowledgement, "tr") => include_str!("../templates/acknowledgement.tr.txt"),
-        (Kind::Closure, "en") => include_str!("../templates/closure.en.txt"),
-        (Kind::Closure, "tr") => include_str!("../templates/closure.tr.txt"),
+fn builtin(name: &str, language: &str) -> Option<&'static str> {
+    Some(match (name, language) {
+        ("acknowledgement", "en") => include_str!("../templates/acknowledgement.en.txt"),
+        ("acknowledgement", "tr") => include_str!("../templates/acknowledgement.tr.txt"),
+        ("closure", "en") => include_str!("../templates/closure.en.txt"),
+        ("closure", "tr") => include_str!("../templates/closure.tr.txt"),
+        ("rejection", "en") => include_str!("../templates/rejection.en.txt"),
+        ("rejection", "tr") => include_str!("../templates/rejection.tr.txt"),
+        ("notification", "en") => include_str!("../templates/notification.en.txt"),
+        ("notification", "tr") => include_str!("../templates/notification.tr.txt"),
         _ => return None,
     })
 }
@@ -85,8 +100,15 @@ impl Template {
     /// The template for a department: its own directory first, then the
     /// general one, then the compiled-in text.
     pub fn load(kind: Kind, language: &str, dirs: &[&Path]) -> Result<Template, String> {
+        Template::load_named(kind.name(), language, dirs)
+    }
+
+    /// A template by name (`auto_reply = "vip"` in a rule reads
+    /// `vip.<language>.txt`); the shipped names fall back to their
+    /// compiled-in text.
+    pub fn load_named(name: &str, language: &str, dirs: &[&Path]) -> Result<Template, String> {
         for dir in dirs {
-            let path = dir.join(format!("{}.{language}.txt", kind.name()));
+            let path = dir.join(format!("{name}.{language}.txt"));
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
                     return Template::parse(&text).map_err(|e| format!("{}: {e}", path.display()));
@@ -95,13 +117,15 @@ impl Template {
                 Err(e) => return Err(format!("{}: {e}", path.display())),
             }
         }
-        let text = builtin(kind, language).ok_or_else(|| {
-            format!(
-                "no {} template for language `{language}` (shipped: {}); add {}.{language}.txt to templates_dir",
-                kind.name(),
-                LANGUAGES.join(", "),
-                kind.name()
-            )
+        let text = builtin(name, language).ok_or_else(|| {
+            if builtin(name, "en").is_some() {
+                format!(
+                    "no {name} template for language `{language}` (shipped: {}); add {name}.{language}.txt to templates_dir",
+                    LANGUAGES.join(", "),
+                )
+            } else {
+                format!("no template `{name}`: add {name}.{language}.txt to templates_dir")
+            }
         })?;
         Template::parse(text)
     }

@@ -49,9 +49,20 @@ pub async fn run(department: Arc<Department>, pipeline: Arc<Pipeline>, cancel: C
     let Some(imap) = department.imap.clone() else {
         return;
     };
+    let tls = match imap.tls {
+        TlsMode::None => None,
+        _ => match crate::tls::client_config(imap.ca_file.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!(mailbox = %department.key, error = format!("{e:#}"), "cannot set up TLS; mailbox not read");
+                return;
+            }
+        },
+    };
     let mut reader = Reader {
         department,
         imap,
+        tls,
         pipeline,
         cancel,
         body_failures: HashMap::new(),
@@ -111,6 +122,8 @@ pub async fn run(department: Arc<Department>, pipeline: Arc<Pipeline>, cancel: C
 struct Reader {
     department: Arc<Department>,
     imap: Imap,
+    /// Built once: system roots plus the operator's CA file.
+    tls: Option<Arc<rustls::ClientConfig>>,
     pipeline: Arc<Pipeline>,
     cancel: CancellationToken,
     /// UID → failed attempts to get its body (see `MAX_BODY_ATTEMPTS`).
@@ -226,7 +239,7 @@ impl Reader {
         backoff: &mut Duration,
         lock: &mut MailboxLock,
     ) -> anyhow::Result<()> {
-        let mut session = connect(&self.imap).await?;
+        let mut session = connect(&self.imap, self.tls.clone()).await?;
         let caps = self.timed("CAPABILITY", session.capabilities()).await?;
         let idle = caps.has_str("IDLE");
         let ops = Ops {
@@ -576,73 +589,56 @@ impl Reader {
         ))
     }
 
-    /// The operator's `after_ingest` action, only ever on stored mail, and
-    /// `delete` never on mail stored without its full content. A failure is
-    /// logged and does not stop ingestion (the mail is safe already).
+    /// The operator's `after_ingest` action on a batch just stored.
     async fn after_ingest(&mut self, session: &mut Session, ops: Ops, done: &[u32]) {
-        if done.is_empty() || self.department.after_ingest == AfterIngest::Keep {
+        if done.is_empty() {
             return;
         }
-        let result = match self.department.after_ingest.clone() {
-            AfterIngest::Keep => Ok(()),
-            AfterIngest::Seen => {
-                let cmd = format!("UID STORE {} +FLAGS.SILENT (\\Seen)", uid_set(done));
-                self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
-                    .await
-            }
-            AfterIngest::Move(target) => {
-                let set = uid_set(done);
-                if ops.can_move {
-                    self.timed("UID MOVE", session.uid_mv(&set, &target)).await
-                } else {
-                    match self
-                        .timed("UID COPY", session.uid_copy(&set, &target))
-                        .await
-                    {
-                        Ok(()) => self.delete(session, ops, &set).await,
-                        Err(e) => Err(e),
-                    }
-                }
-            }
-            AfterIngest::Delete => {
-                let whole: Vec<u32> = done
-                    .iter()
-                    .copied()
-                    .filter(|u| !self.keep_on_server.contains(u))
-                    .collect();
-                if whole.is_empty() {
-                    Ok(())
-                } else {
-                    self.delete(session, ops, &uid_set(&whole)).await
-                }
-            }
-        };
-        if let Err(e) = result {
-            warn!(mailbox = %self.department.key, error = format!("{e:#}"), "after_ingest failed; the mail is stored and stays on the server");
-        }
+        let whole: Vec<u32> = done
+            .iter()
+            .copied()
+            .filter(|u| !self.keep_on_server.contains(u))
+            .collect();
+        let deletable = (!whole.is_empty()).then(|| uid_set(&whole));
+        self.act(session, ops, &uid_set(done), deletable).await;
     }
 
     /// On connect: `after_ingest` for everything up to the checkpoint, in
     /// case a crash or an error came between a commit and the action.
     async fn sweep(&mut self, session: &mut Session, ops: Ops, last: u32) {
-        let all = format!("1:{last}");
+        let deletable = ranges_excluding(last, &self.keep_on_server);
+        self.act(session, ops, &format!("1:{last}"), deletable)
+            .await;
+    }
+
+    /// Applies `after_ingest` to `stored` (a UID set of stored mail), and
+    /// `delete` only to `deletable` (mail stored whole). A failure is logged
+    /// and never stops ingestion: the mail is safe already.
+    async fn act(
+        &mut self,
+        session: &mut Session,
+        ops: Ops,
+        stored: &str,
+        deletable: Option<String>,
+    ) {
         let result = match self.department.after_ingest.clone() {
             AfterIngest::Keep => Ok(()),
             AfterIngest::Seen => {
-                let cmd = format!("UID STORE {all} +FLAGS.SILENT (\\Seen)");
+                let cmd = format!("UID STORE {stored} +FLAGS.SILENT (\\Seen)");
                 self.timed("UID STORE", session.run_command_and_check_ok(&cmd))
                     .await
             }
             AfterIngest::Move(target) if ops.can_move => {
-                self.timed("UID MOVE", session.uid_mv(&all, &target)).await
+                self.timed("UID MOVE", session.uid_mv(stored, &target))
+                    .await
             }
             AfterIngest::Move(target) => {
-                // Copy only what a failed earlier delete left behind, or
-                // every reconnect would copy it again.
+                // Copy only what is not flagged deleted yet: after a copy
+                // whose delete failed, a retry must not copy it again.
                 match self
                     .timed(
                         "UID SEARCH",
-                        session.uid_search(format!("UID {all} UNDELETED")),
+                        session.uid_search(format!("UID {stored} UNDELETED")),
                     )
                     .await
                 {
@@ -660,13 +656,13 @@ impl Reader {
                     Err(e) => Err(e),
                 }
             }
-            AfterIngest::Delete => match ranges_excluding(last, &self.keep_on_server) {
+            AfterIngest::Delete => match deletable {
                 Some(set) => self.delete(session, ops, &set).await,
                 None => Ok(()),
             },
         };
         if let Err(e) = result {
-            warn!(mailbox = %self.department.key, error = format!("{e:#}"), "after_ingest for earlier mail failed; it is stored and stays on the server");
+            warn!(mailbox = %self.department.key, error = format!("{e:#}"), "after_ingest failed; the mail is stored and stays on the server");
         }
     }
 
@@ -746,7 +742,12 @@ fn uid_set(uids: &[u32]) -> String {
 }
 
 /// Connects and logs in; the password is never part of an error message.
-pub async fn connect(imap: &Imap) -> anyhow::Result<Session> {
+/// `tls` is the client configuration for `tls`/`starttls` mailboxes.
+pub async fn connect(
+    imap: &Imap,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<Session> {
+    let tls_config = || tls.clone().ok_or_else(|| anyhow!("no TLS configuration"));
     let addr = format!("{}:{}", imap.host, imap.port);
     let what = || format!("connecting to {addr} as {}", imap.username);
     let timeout = imap.timeout;
@@ -769,7 +770,9 @@ pub async fn connect(imap: &Imap) -> anyhow::Result<Session> {
             client
         }
         TlsMode::Tls => {
-            let tls = tls_wrap(imap, tcp).await.with_context(what)?;
+            let tls = tls_wrap(imap, tls_config()?, tcp)
+                .await
+                .with_context(what)?;
             let mut client = async_imap::Client::new(Box::new(tls) as Box<dyn ImapIo>);
             greeting(&mut client, timeout).await.with_context(what)?;
             client
@@ -782,7 +785,7 @@ pub async fn connect(imap: &Imap) -> anyhow::Result<Session> {
                 .map_err(|_| anyhow!("STARTTLS: no answer within {timeout:?}"))?
                 .context("STARTTLS")
                 .with_context(what)?;
-            let tls = tls_wrap(imap, client.into_inner())
+            let tls = tls_wrap(imap, tls_config()?, client.into_inner())
                 .await
                 .with_context(what)?;
             async_imap::Client::new(Box::new(tls) as Box<dyn ImapIo>)
@@ -798,9 +801,9 @@ pub async fn connect(imap: &Imap) -> anyhow::Result<Session> {
 
 async fn tls_wrap(
     imap: &Imap,
+    config: Arc<rustls::ClientConfig>,
     tcp: TcpStream,
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let config = crate::tls::client_config(imap.ca_file.as_deref())?;
     let name = rustls_pki_types::ServerName::try_from(imap.host.clone())
         .with_context(|| format!("{} is not a valid TLS server name", imap.host))?;
     tokio::time::timeout(

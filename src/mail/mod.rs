@@ -5,5 +5,6 @@
 pub mod classify;
 pub mod compose;
 pub mod parse;
+pub mod quote;
 pub mod thread;
 pub mod token;

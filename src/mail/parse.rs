@@ -25,6 +25,8 @@ const MAX_SUBJECT: usize = 2000;
 /// the most Message-IDs kept from `References`.
 const MAX_VALUE: usize = 998;
 const MAX_REFERENCES: usize = 100;
+/// Headers kept for routing rules.
+const MAX_HEADERS: usize = 500;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
@@ -71,6 +73,9 @@ pub struct Inbound {
     pub text: String,
     pub attachments: Vec<Attachment>,
     pub auto: AutoHeaders,
+    /// Every header in order, names as written, values unfolded (decoded
+    /// where mail-parser reads them as text); for routing rules.
+    pub headers: Vec<(String, String)>,
     /// What could not be read cleanly; empty for a clean mail.
     pub problems: Vec<String>,
 }
@@ -125,6 +130,10 @@ impl Inbound {
             list.iter_mut().for_each(mailbox);
         }
         self.delivered_to.truncate(100);
+        for (name, v) in &mut self.headers {
+            *name = clean_text(name, 200);
+            value(v);
+        }
         self.delivered_to.iter_mut().for_each(value);
         self.subject = clean_text(&self.subject, MAX_SUBJECT);
         self.text = clean_text(&self.text, usize::MAX);
@@ -222,8 +231,28 @@ fn parse_inner(raw: &[u8]) -> Inbound {
         text,
         attachments,
         auto: auto_headers(&m),
+        headers: all_headers(&m),
         problems,
     }
+}
+
+fn all_headers(m: &Message<'_>) -> Vec<(String, String)> {
+    m.headers()
+        .iter()
+        .take(MAX_HEADERS)
+        .map(|h| {
+            let value = match h.value().as_text() {
+                Some(t) => t.to_string(),
+                None => {
+                    let start = usize::try_from(h.offset_start).unwrap_or(0);
+                    let end = usize::try_from(h.offset_end).unwrap_or(0);
+                    let raw = m.raw_message.get(start..end).unwrap_or_default();
+                    unfold(&String::from_utf8_lossy(raw))
+                }
+            };
+            (h.name().to_string(), value)
+        })
+        .collect()
 }
 
 fn ids(v: &HeaderValue<'_>) -> Vec<String> {

@@ -33,6 +33,10 @@ fn new_ticket<'a>(department: &'a str, customer: &'a str, now: i64) -> NewTicket
         customer_name: None,
         assignee: None,
         linked_ticket_id: None,
+        priority: "medium",
+        category: None,
+        tags: "",
+        disposition: None,
         now,
     }
 }
@@ -261,14 +265,30 @@ async fn check_ticket_numbers_are_per_department_and_sequential(backend: Backend
             customer_name: Some("Bob"),
             assignee: Some(AYSE),
             linked_ticket_id: Some(made[2].ticket_id),
+            priority: "high",
+            category: Some("request"),
+            tags: "vip billing",
+            disposition: None,
             now: T0 + 1,
         })
         .await
         .unwrap();
     assert_eq!(linked.reference, "SAL-2");
     assert_eq!(linked.status, Status::Open);
+    assert_eq!(
+        (
+            linked.priority.as_str(),
+            linked.category.as_deref(),
+            linked.tags.as_str()
+        ),
+        ("high", Some("request"), "vip billing")
+    );
     let in_tx = tx.ticket_by_ref("sal-2").await.unwrap().expect("SAL-2");
     assert_eq!(in_tx.ticket_id, linked.ticket_id);
+    assert_eq!(
+        (in_tx.priority.as_str(), in_tx.tags.as_str()),
+        ("high", "vip billing")
+    );
     assert!(tx.ticket_by_ref("SAL-3").await.unwrap().is_none());
     tx.commit().await.unwrap();
 
@@ -449,6 +469,7 @@ async fn check_list_tickets(backend: Backend) {
                 status,
                 department: department.map(str::to_string),
                 customer: customer.map(str::to_string),
+                hidden: false,
             })
             .await
             .unwrap()
