@@ -12,6 +12,8 @@
 //! accumulate, other actions are replaced); `stop = true` ends the run.
 
 pub mod load;
+#[cfg(test)]
+mod table_tests;
 
 use std::cell::OnceCell;
 use std::path::PathBuf;

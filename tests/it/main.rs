@@ -10,3 +10,6 @@ mod malformed;
 mod pipeline;
 mod shared;
 mod store;
+mod routing;
+mod rules_cli;
+mod rules_config;
