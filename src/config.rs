@@ -377,7 +377,7 @@ pub enum AfterIngest {
     Delete,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Imap {
     pub host: String,
     pub port: u16,
@@ -390,7 +390,7 @@ pub struct Imap {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Smtp {
     pub host: String,
     pub port: u16,

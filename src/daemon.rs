@@ -14,9 +14,12 @@ use anyhow::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::config::{Config, SecretSource};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::config::{AfterIngest, Config, Department, Imap, SecretSource, Smtp};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 
@@ -112,42 +115,363 @@ fn lock_sqlite(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     Ok(Some(file))
 }
 
-/// Runs until `shutdown` completes.
+/// A task the daemon runs per department, restarted when its settings
+/// change on reload.
+struct Running<S> {
+    settings: S,
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// The mailbox readers and outbox senders, matched to the config in force.
+struct Tasks {
+    pipeline: Arc<Pipeline>,
+    store: Store,
+    wakeup: Arc<Notify>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    mailboxes: HashMap<String, Running<(Option<Imap>, AfterIngest)>>,
+    senders: HashMap<String, Running<Option<Smtp>>>,
+}
+
+impl Tasks {
+    /// Starts what the config adds, stops what it removes, restarts what
+    /// it changes (after the old task has stopped at a safe point), and
+    /// leaves the rest running untouched.
+    fn apply(&mut self, config: &Config) {
+        let mut wanted_mailboxes = HashMap::new();
+        let mut wanted_senders = HashMap::new();
+        for d in &config.departments {
+            if d.imap.is_some() {
+                wanted_mailboxes.insert(d.key.clone(), d.clone());
+            }
+            wanted_senders.insert(d.key.clone(), d.clone());
+        }
+
+        let keys: Vec<String> = self.mailboxes.keys().cloned().collect();
+        for key in keys {
+            let keep = wanted_mailboxes.get(&key).is_some_and(|d| {
+                self.mailboxes[&key].settings == (d.imap.clone(), d.after_ingest.clone())
+            });
+            if !keep {
+                let old = self.mailboxes.remove(&key).expect("listed");
+                old.cancel.cancel();
+                info!(mailbox = %key, "stopping the mailbox reader (config changed)");
+                if let Some(d) = wanted_mailboxes.get(&key) {
+                    let r = self.start_mailbox(d.clone(), Some(old.handle));
+                    self.mailboxes.insert(key, r);
+                }
+            }
+        }
+        for (key, d) in wanted_mailboxes {
+            if !self.mailboxes.contains_key(&key) {
+                let r = self.start_mailbox(d, None);
+                self.mailboxes.insert(key, r);
+            }
+        }
+
+        let keys: Vec<String> = self.senders.keys().cloned().collect();
+        for key in keys {
+            let keep = wanted_senders
+                .get(&key)
+                .is_some_and(|d| self.senders[&key].settings == d.smtp);
+            if !keep {
+                let old = self.senders.remove(&key).expect("listed");
+                old.cancel.cancel();
+                if let Some(d) = wanted_senders.get(&key) {
+                    let r = self.start_sender(d, Some(old.handle));
+                    self.senders.insert(key, r);
+                }
+            }
+        }
+        for (key, d) in wanted_senders {
+            if !self.senders.contains_key(&key) {
+                let r = self.start_sender(&d, None);
+                self.senders.insert(key, r);
+            }
+        }
+    }
+
+    fn start_mailbox(
+        &self,
+        d: Arc<Department>,
+        after: Option<tokio::task::JoinHandle<()>>,
+    ) -> Running<(Option<Imap>, AfterIngest)> {
+        let cancel = self.cancel.child_token();
+        let settings = (d.imap.clone(), d.after_ingest.clone());
+        let pipeline = self.pipeline.clone();
+        let token = cancel.clone();
+        let handle = self.tracker.spawn(async move {
+            // Never two readers of one mailbox in this process.
+            if let Some(old) = after {
+                let _ = old.await;
+            }
+            if !token.is_cancelled() {
+                crate::ingest::imap::run(d, pipeline, token).await;
+            }
+        });
+        Running {
+            settings,
+            cancel,
+            handle,
+        }
+    }
+
+    fn start_sender(
+        &self,
+        d: &Department,
+        after: Option<tokio::task::JoinHandle<()>>,
+    ) -> Running<Option<Smtp>> {
+        let cancel = self.cancel.child_token();
+        let token = cancel.clone();
+        let sender = crate::outbox::sender(
+            d,
+            self.store.clone(),
+            self.wakeup.clone(),
+            self.pipeline.backlog().clone(),
+            token.clone(),
+        );
+        let handle = self.tracker.spawn(async move {
+            if let Some(old) = after {
+                let _ = old.await;
+            }
+            if !token.is_cancelled() {
+                sender.await;
+            }
+        });
+        Running {
+            settings: d.smtp.clone(),
+            cancel,
+            handle,
+        }
+    }
+}
+
+/// How the last reload went; read by status reporting (and metrics later).
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// Configs put in force since start (the first is 1).
+    pub generation: u64,
+    pub failures: u64,
+    /// The problems of the last failed reload, until one succeeds.
+    pub last_error: Option<String>,
+    pub last_attempt_ms: Option<i64>,
+}
+
+/// Settings a running daemon cannot change; a reload keeps the old ones.
+fn keep_restart_only(old: &Config, new: &mut Config) {
+    let mut kept = Vec::new();
+    if old.database.url != new.database.url
+        || old.database.max_connections != new.database.max_connections
+    {
+        new.database = old.database.clone();
+        kept.push("database");
+    }
+    if old.general.data_dir != new.general.data_dir {
+        new.general.data_dir = old.general.data_dir.clone();
+        kept.push("general.data_dir");
+    }
+    if format!("{:?}", old.general.secret) != format!("{:?}", new.general.secret) {
+        new.general.secret = old.general.secret.clone();
+        kept.push("general.secret / secret_file");
+    }
+    if !kept.is_empty() {
+        warn!(
+            settings = kept.join(", "),
+            "these settings changed but take effect only after a restart"
+        );
+    }
+}
+
+/// A cheap fingerprint of the config files and the `.toml` files in the
+/// watched directories (names, sizes, modification times, inodes).
+fn fingerprint(config: &Config) -> Vec<(PathBuf, u64, i128, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut add = |p: PathBuf| {
+        if let Ok(m) = std::fs::metadata(&p) {
+            out.push((
+                p,
+                m.len(),
+                i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+                m.ino(),
+            ));
+        } else {
+            out.push((p, 0, -1, 0));
+        }
+    };
+    for f in &config.files {
+        add(f.clone());
+    }
+    for dir in &config.watch_dirs {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "toml") && !config.files.contains(&p) {
+                    add(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// How often the config directories are looked at.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs until `shutdown` completes. SIGHUP, or a change in the config
+/// files or their directories, reloads the config.
 pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (_status, result) = run_with_status(config, shutdown).await;
+    result
+}
+
+/// `run`, also handing out the reload status.
+pub async fn run_with_status(
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()>,
+) -> (Arc<std::sync::Mutex<ReloadStatus>>, anyhow::Result<()>) {
+    let status = Arc::new(std::sync::Mutex::new(ReloadStatus {
+        generation: 1,
+        ..ReloadStatus::default()
+    }));
+    let result = run_inner(config, shutdown, status.clone()).await;
+    (status, result)
+}
+
+async fn run_inner(
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()>,
+    status: Arc<std::sync::Mutex<ReloadStatus>>,
+) -> anyhow::Result<()> {
     let _sqlite_lock = lock_sqlite(&config.database.url)?;
     let (store, pipeline, wakeup) = open(config.clone()).await?;
     store.release_outbox_leases().await?;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    for department in &config.departments {
-        if department.imap.is_some() {
-            tracker.spawn(crate::ingest::imap::run(
-                department.clone(),
-                pipeline.clone(),
-                cancel.clone(),
-            ));
-        }
-    }
-    tracker.spawn(crate::outbox::run(
-        store.clone(),
-        config.clone(),
+    let mut tasks = Tasks {
+        pipeline: pipeline.clone(),
+        store: store.clone(),
         wakeup,
-        pipeline.backlog().clone(),
-        cancel.clone(),
-    ));
-    tracker.close();
+        cancel: cancel.clone(),
+        tracker: tracker.clone(),
+        mailboxes: HashMap::new(),
+        senders: HashMap::new(),
+    };
+    tasks.apply(&config);
     info!(
         departments = config.departments.len(),
+        rules = config.rules.rules.len(),
         database = ?store.backend(),
         "helpdesk running"
     );
     sd_notify("READY=1\nSTATUS=running");
 
-    shutdown.await;
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
+            None
+        }
+    };
+    let path = config.path.clone();
+    let mut current = config;
+    let mut seen = fingerprint(&current);
+    let mut pending: Option<Vec<(PathBuf, u64, i128, u64)>> = None;
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        let reason = tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => "SIGHUP",
+            _ = tick.tick() => {
+                let now = tokio::task::spawn_blocking({
+                    let c = current.clone();
+                    move || fingerprint(&c)
+                })
+                .await
+                .unwrap_or_default();
+                // Reload once the change has settled (an editor may write
+                // a file in several steps).
+                match &pending {
+                    _ if now == seen => { pending = None; continue; }
+                    Some(p) if *p == now => {}
+                    _ => { pending = Some(now); continue; }
+                }
+                "file change"
+            }
+        };
+        pending = None;
+        let attempt = crate::now_ms();
+        let loaded = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || Config::load(&path)
+        })
+        .await;
+        let mut st = status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.last_attempt_ms = Some(attempt);
+        match loaded {
+            Ok(Ok((mut new, warnings))) => {
+                for w in &warnings {
+                    warn!("{w}");
+                }
+                keep_restart_only(&current, &mut new);
+                let new = Arc::new(new);
+                pipeline.set_config(new.clone());
+                tasks.apply(&new);
+                st.generation += 1;
+                st.last_error = None;
+                info!(
+                    reason,
+                    generation = st.generation,
+                    departments = new.departments.len(),
+                    rules = new.rules.rules.len(),
+                    "config reloaded"
+                );
+                sd_notify(&format!(
+                    "STATUS=running (config generation {})",
+                    st.generation
+                ));
+                current = new;
+            }
+            Ok(Err(problems)) => {
+                st.failures += 1;
+                st.last_error = Some(problems.to_string());
+                error!(
+                    reason,
+                    errors = problems
+                        .0
+                        .iter()
+                        .filter(|p| p.severity == crate::config::Severity::Error)
+                        .count(),
+                    "config reload failed; still running on the previous config:\n{problems}"
+                );
+                sd_notify("STATUS=running; the last config reload failed (see the log)");
+            }
+            Err(e) => {
+                st.failures += 1;
+                st.last_error = Some(e.to_string());
+                error!(error = %e, "config reload failed; still running on the previous config");
+            }
+        }
+        drop(st);
+        seen = fingerprint(&current);
+    }
+
     info!("shutting down: finishing the mail in hand");
     sd_notify("STOPPING=1");
     cancel.cancel();
-    let grace = SHUTDOWN_GRACE.max(crate::outbox::longest_send(&config) + Duration::from_secs(5));
+    tracker.close();
+    let grace = SHUTDOWN_GRACE.max(crate::outbox::longest_send(&current) + Duration::from_secs(5));
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!(
             "tasks did not stop within {grace:?}; exiting anyway (nothing is committed half-way)"

@@ -20,7 +20,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::config::{Config, Smtp, TlsMode};
 use crate::pipeline::Backlog;
@@ -270,36 +270,31 @@ pub fn longest_send(config: &Config) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// Delivers the outbox until cancelled: one sender per department, so a
-/// slow or dead SMTP server of one department never delays another's mail.
-pub async fn run(
+/// Delivers one department's outbox until cancelled. The daemon runs one
+/// per department, so a slow or dead SMTP server of one department never
+/// delays another's mail, and a reload restarts only the ones it changed.
+pub fn sender(
+    department: &crate::config::Department,
     store: Store,
-    config: Arc<Config>,
     wakeup: Arc<Notify>,
     backlog: Backlog,
     cancel: CancellationToken,
-) {
-    let mut senders = tokio::task::JoinSet::new();
-    for d in &config.departments {
-        let Some(smtp) = &d.smtp else { continue };
-        let transport = match Transport::new(smtp) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                warn!(department = %d.key, error = format!("{e:#}"), "cannot set up SMTP; its mail waits in the outbox");
-                None
-            }
-        };
-        senders.spawn(department_sender(
-            d.key.clone(),
-            transport,
-            store.clone(),
-            wakeup.clone(),
-            backlog.clone(),
-            cancel.clone(),
-        ));
-    }
-    while senders.join_next().await.is_some() {}
-    info!("outbox stopped");
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let transport = department.smtp.as_ref().and_then(|smtp| match Transport::new(smtp) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!(department = %department.key, error = format!("{e:#}"), "cannot set up SMTP; its mail waits in the outbox");
+            None
+        }
+    });
+    department_sender(
+        department.key.clone(),
+        transport,
+        store,
+        wakeup,
+        backlog,
+        cancel,
+    )
 }
 
 /// Sends one department's mail, up to `CONCURRENCY` at a time, claiming
