@@ -1048,3 +1048,179 @@ async fn check_claim_by_department(backend: Backend) {
 on_both_backends!(check_claim_by_department =>
     sqlite_each_department_claims_only_its_own_outbox_rows,
     postgres_each_department_claims_only_its_own_outbox_rows);
+
+// ---------------------------------------------------------------------------
+// Routing rules through the pipeline (the rule language itself is
+// table-tested in src/rules).
+
+const ROUTING: &str = "\n\
+[[staff]]\nemail = \"boss@example.com\"\nrole = \"manager\"\ndepartments = [\"SUP\"]\n\n\
+[[team]]\nname = \"desk\"\nmembers = [\"ayse@example.com\", \"mehmet@example.com\"]\nstrategy = \"least_open\"\n\n\
+[[team]]\nname = \"sticky\"\nmembers = [\"ayse@example.com\", \"mehmet@example.com\"]\nstrategy = \"sticky_customer\"\n\n\
+[[rule]]\nname = \"spam\"\nheader = { X-Spam-Flag = \"^yes$\" }\nspam = true\n\n\
+[[rule]]\nname = \"blocked\"\nfrom = \"*@blocked.test\"\nreject = true\n\n\
+[[rule]]\nname = \"vip\"\nfrom = \"customer.test\"\ntags = [\"vip\"]\ncontinue = true\n\n\
+[[rule]]\nname = \"urgent\"\nsubject = \"urgent\"\npriority = \"urgent\"\nassign = \"desk\"\nnotify = \"boss@example.com\"\n\n\
+[[rule]]\nname = \"sticky\"\nsubject = \"again\"\nassign = \"sticky\"\n\n\
+[[rule]]\nname = \"quiet\"\nsubject = \"no reply\"\nauto_reply = false\n\n";
+
+async fn check_rules_shape_new_tickets(backend: Backend) {
+    let desk = Desk::with(backend, ROUTING, "").await;
+    // least_open: ayse, then mehmet, then whoever has fewer open.
+    let mut who = Vec::new();
+    for i in 0..4 {
+        let subject = format!("URGENT {i}");
+        let from = format!("c{i}@customer.test");
+        let Outcome::Stored { reference, .. } = desk
+            .pipe(&mail(&format!("u{i}@x"), &from, SUPPORT, &subject, ""))
+            .await
+        else {
+            panic!("not stored")
+        };
+        let t = desk.ticket(&reference).await;
+        assert_eq!(t.priority, "urgent");
+        assert_eq!(t.tags, "vip");
+        who.push(t.assignee.clone().unwrap());
+        if i == 0 {
+            let events = desk.store.events(t.ticket_id).await.unwrap();
+            let routing = events.iter().find(|e| e.kind == "routing").unwrap();
+            let detail: serde_json::Value =
+                serde_json::from_str(routing.detail.as_deref().unwrap()).unwrap();
+            assert_eq!(detail["rules"], serde_json::json!(["vip", "urgent"]));
+            assert_eq!(detail["notify"], serde_json::json!(["boss@example.com"]));
+        }
+    }
+    assert_eq!(who, [AYSE, MEHMET, AYSE, MEHMET]);
+    // Each urgent ticket: an acknowledgement and a notification to boss.
+    let out = desk.claim().await;
+    assert_eq!(out.iter().filter(|o| o.kind == "notification").count(), 4);
+    assert!(
+        out.iter()
+            .filter(|o| o.kind == "notification")
+            .all(|o| o.recipients == ["boss@example.com"])
+    );
+
+    // sticky_customer: c1 comes back and gets mehmet again.
+    let Outcome::Stored { reference, .. } = desk
+        .pipe(&mail(
+            "again@x",
+            "c1@customer.test",
+            SUPPORT,
+            "Me again",
+            "",
+        ))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        desk.ticket(&reference).await.assignee.as_deref(),
+        Some(MEHMET)
+    );
+
+    // auto_reply = false: stored, no acknowledgement; nobody assigned, so
+    // the department's manager is told.
+    let before = desk.queued().await;
+    let outcome = desk
+        .pipe(&mail("q@x", "q@other.test", SUPPORT, "no reply needed", ""))
+        .await;
+    let Outcome::Stored {
+        reference,
+        acknowledged,
+        ..
+    } = outcome
+    else {
+        panic!()
+    };
+    assert!(!acknowledged);
+    let t = desk.ticket(&reference).await;
+    assert_eq!(t.assignee, None);
+    let rows = desk.claim().await;
+    assert_eq!(
+        desk.queued().await - before,
+        1,
+        "only the manager's notification"
+    );
+    assert!(
+        rows.iter()
+            .any(|o| o.kind == "notification" && o.recipients == ["boss@example.com"])
+    );
+}
+on_both_backends!(check_rules_shape_new_tickets =>
+    sqlite_rules_set_priority_tags_assignee_and_notify,
+    postgres_rules_set_priority_tags_assignee_and_notify);
+
+async fn check_spam_and_reject(backend: Backend) {
+    let desk = Desk::with(backend, ROUTING, "").await;
+    let spam = desk
+        .pipe(&mail(
+            "s@x",
+            "x@spam.test",
+            SUPPORT,
+            "Cheap",
+            "X-Spam-Flag: YES\r\n",
+        ))
+        .await;
+    let rejected = desk
+        .pipe(&mail("r@x", "y@blocked.test", SUPPORT, "Hello", ""))
+        .await;
+    for (outcome, disposition) in [(spam, "spam"), (rejected, "rejected")] {
+        let Outcome::Stored {
+            reference,
+            acknowledged,
+            ..
+        } = outcome
+        else {
+            panic!()
+        };
+        assert!(!acknowledged);
+        let t = desk.ticket(&reference).await;
+        assert_eq!(t.disposition.as_deref(), Some(disposition));
+        assert_eq!(t.status, Status::Closed);
+        assert_eq!(t.assignee, None);
+        let m = desk.messages(&reference).await;
+        assert_eq!(m[0].kind, disposition);
+    }
+    // Only the rejection is mailed, to the sender; nothing to staff.
+    let out = desk.claim().await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].recipients, ["y@blocked.test"]);
+    let text = String::from_utf8_lossy(&out[0].data);
+    assert!(text.contains("not accepted"), "{text}");
+    // Hidden from the default listing.
+    let visible = desk
+        .store
+        .list_tickets(&helpdesk::store::TicketFilter::default())
+        .await
+        .unwrap();
+    assert!(visible.is_empty(), "{visible:?}");
+}
+on_both_backends!(check_spam_and_reject =>
+    sqlite_spam_is_stored_hidden_and_rejected_mail_gets_the_rejection_only,
+    postgres_spam_is_stored_hidden_and_rejected_mail_gets_the_rejection_only);
+
+async fn check_round_robin_is_shared(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let store = desk.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let n = tx.next_round_robin("team:x").await.unwrap();
+            tx.commit().await.unwrap();
+            n
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    got.sort();
+    assert_eq!(got, (1..=40).collect::<Vec<i64>>(), "every number once");
+    let mut tx = desk.store.begin().await.unwrap();
+    assert_eq!(tx.peek_round_robin("team:x").await.unwrap(), 41);
+    assert_eq!(tx.peek_round_robin("team:y").await.unwrap(), 1);
+}
+on_both_backends!(check_round_robin_is_shared =>
+    sqlite_round_robin_numbers_are_unique_across_concurrent_transactions,
+    postgres_round_robin_numbers_are_unique_across_concurrent_transactions);
