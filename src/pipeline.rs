@@ -762,28 +762,15 @@ impl Pipeline {
                     .await?;
                     false
                 }
-                routing::AutoReplyPlan::Acknowledgement => {
-                    let template = target.template(templates::Kind::Acknowledgement).clone();
-                    self.auto_mail(
-                        tx,
-                        &config,
-                        &target,
-                        &ticket,
-                        mail,
-                        &template,
-                        "auto_reply",
-                        now,
-                    )
-                    .await?
-                }
-                routing::AutoReplyPlan::Template(name) => {
-                    let template = target
-                        .named_templates
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            target.template(templates::Kind::Acknowledgement).clone()
-                        });
+                routing::AutoReplyPlan::Acknowledgement | routing::AutoReplyPlan::Template(_) => {
+                    let ack = target.template(templates::Kind::Acknowledgement);
+                    let template = match &plan.auto_reply {
+                        routing::AutoReplyPlan::Template(name) => {
+                            target.named_templates.get(name).unwrap_or(ack)
+                        }
+                        _ => ack,
+                    }
+                    .clone();
                     self.auto_mail(
                         tx,
                         &config,

@@ -319,9 +319,14 @@ pub async fn resolve(
     // The round-robin number is taken only when it will be used, so a
     // sticky pick does not advance the rotation.
     let sticky_hit = strategy == rules::Strategy::StickyCustomer
-        && s.last_assignee
-            .as_deref()
-            .is_some_and(|l| members.iter().any(|m| m.email == l));
+        && s.last_assignee.as_deref().is_some_and(|l| {
+            members.iter().any(|m| {
+                m.email == l
+                    && !m.away
+                    && m.capacity
+                        .is_none_or(|c| s.open.get(m.email).copied().unwrap_or(0) < c)
+            })
+        });
     if uses_rr && !sticky_hit {
         s.round_robin = match state {
             State::Live(tx) => tx.next_round_robin(&rr_name).await?,

@@ -395,7 +395,12 @@ fn regexes(
                     ),
                     other => format!(
                         "invalid regex `{p}`: {}",
-                        other.to_string().lines().last().unwrap_or("")
+                        other
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .trim_start_matches("error: ")
                     ),
                 };
                 c.error(span.clone(), key, why);
@@ -784,7 +789,15 @@ fn compile_rule(
         );
     }
     let continue_ = r.continue_.as_ref().is_some_and(|b| *b.get_ref());
-    if a == Actions::default() && !continue_ {
+    // With no action decided, these were written but wrong, and their
+    // own errors say so.
+    let wrote_action = r.set_department.is_some()
+        || r.category.is_some()
+        || r.priority.is_some()
+        || r.tags.is_some()
+        || r.assign.is_some()
+        || r.notify.is_some();
+    if a == Actions::default() && !continue_ && !wrote_action {
         c.warning(span.clone(), &at, "this rule has no action: a mail it matches ends the rules with nothing decided (add an action, or `continue = true`)");
     }
     let name = r

@@ -714,14 +714,11 @@ pub fn pick(members: &[Member<'_>], strategy: Strategy, fallback: Strategy, s: &
     }
     match strategy {
         Strategy::RoundRobin => {
-            // Walk from this pick's position to the next available member,
-            // so the rotation stays fair when someone is skipped.
-            let n = members.len();
-            let start = (s.round_robin.max(1) - 1) as usize % n;
-            let m = (0..n)
-                .map(|k| &members[(start + k) % n])
-                .find(|m| available(m))
-                .expect("one is available");
+            // Rotate over the available members only, so the rotation
+            // stays fair when someone is skipped (walking on to the next
+            // member would give that one a double share).
+            let free: Vec<&Member<'_>> = members.iter().filter(|m| available(m)).collect();
+            let m = free[((s.round_robin.max(1) - 1) % free.len() as i64) as usize];
             Pick {
                 assignee: Some(m.email.to_string()),
                 how: format!("round_robin #{}", s.round_robin),
