@@ -138,12 +138,17 @@ pub async fn plan(
             .find(|r| pred(&r.actions))
             .map_or_else(String::new, |r| format!("rule `{}`", r.name))
     };
-    let quiet = a.spam || a.reject.is_some();
+    // Spam wins over reject: never send a rejection to spam.
+    let reject = if a.spam { None } else { a.reject.clone() };
+    let quiet = a.spam || reject.is_some();
 
     let (assignee, assigned_by) = if quiet {
         (None, "no assignment: spam or rejected".to_string())
     } else if let Some(t) = ticket.filter(|t| t.assignee.is_some()) {
         (t.assignee.clone(), "kept the ticket's assignee".to_string())
+    } else if ticket.is_some() && a.assign.is_none() {
+        // default_assignee is for new tickets; a reply assigns only by rule.
+        (None, "a reply: only a rule's `assign` assigns".to_string())
     } else {
         let (target, source) = match &a.assign {
             Some(target) => (Some(target.clone()), first_rule(&|x| x.assign.is_some())),
@@ -185,7 +190,11 @@ pub async fn plan(
                     .iter()
                     .filter(|m| config.staff_member(m).is_some_and(|s| !s.away))
                     .for_each(|m| add(m)),
-                None => add(n),
+                None => {
+                    if config.staff_member(n).is_some_and(|s| !s.away) {
+                        add(n)
+                    }
+                }
             }
         }
         if ticket.is_none() && assignee.is_none() && automatic.is_none() {
@@ -199,7 +208,7 @@ pub async fn plan(
         AutoReplyPlan::Off(format!("automatic mail: {reason}"))
     } else if a.spam {
         AutoReplyPlan::Off(format!("{}: spam", first_rule(&|x| x.spam)))
-    } else if a.reject.is_some() {
+    } else if reject.is_some() {
         AutoReplyPlan::Off(format!(
             "{}: rejected (the rejection template is sent instead)",
             first_rule(&|x| x.reject.is_some())
@@ -225,7 +234,7 @@ pub async fn plan(
         notify,
         auto_reply,
         spam: a.spam,
-        reject: a.reject.clone(),
+        reject,
         decision,
     })
 }

@@ -1234,10 +1234,13 @@ impl Tx {
 
     /// Whether the address has a ticket already.
     pub async fn customer_known(&mut self, customer: &str) -> anyhow::Result<bool> {
-        let r = sqlx::query("select 1 from ticket where customer_email = $1 limit 1")
-            .bind(customer)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        // Spam and rejected mail does not make anyone a known customer.
+        let r = sqlx::query(
+            "select 1 from ticket where customer_email = $1 and disposition is null limit 1",
+        )
+        .bind(customer)
+        .fetch_optional(&mut *self.tx)
+        .await?;
         Ok(r.is_some())
     }
 

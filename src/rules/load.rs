@@ -256,6 +256,7 @@ pub(crate) fn compile(files: &mut [FileRules<'_, '_>], cx: &mut Context<'_>) -> 
             }
         }
     }
+    set.prepare();
     set
 }
 
@@ -565,22 +566,32 @@ fn compile_rule(
         }
     }
     if let Some(v) = &r.subject {
-        conditions.push(Condition::Subject(regexes(
-            c,
-            v.span(),
-            &key("subject"),
-            &v.get_ref().to_vec(),
-            case_sensitive,
-        )));
+        conditions.push(Condition::Subject(
+            regexes(
+                c,
+                v.span(),
+                &key("subject"),
+                &v.get_ref().to_vec(),
+                case_sensitive,
+            )
+            .into_iter()
+            .map(|r| super::Pattern::new(r, !case_sensitive))
+            .collect(),
+        ));
     }
     if let Some(v) = &r.body {
-        conditions.push(Condition::Body(regexes(
-            c,
-            v.span(),
-            &key("body"),
-            &v.get_ref().to_vec(),
-            case_sensitive,
-        )));
+        conditions.push(Condition::Body(
+            regexes(
+                c,
+                v.span(),
+                &key("body"),
+                &v.get_ref().to_vec(),
+                case_sensitive,
+            )
+            .into_iter()
+            .map(|r| super::Pattern::new(r, !case_sensitive))
+            .collect(),
+        ));
     }
     conditions.sort_by_key(Condition::cost);
 

@@ -173,11 +173,12 @@ impl AddressPattern {
     }
 
     pub fn matches(&self, address: &str) -> bool {
-        let a = address.to_lowercase();
-        let Some((local, domain)) = a.rsplit_once('@') else {
-            return false;
-        };
-        glob(&self.domain, domain) && glob(&self.local, strip_plus(local))
+        split_address(address).is_some_and(|(l, d)| self.matches_parts(&l, &d))
+    }
+
+    /// Against an address already split by `split_address`.
+    fn matches_parts(&self, local: &str, domain: &str) -> bool {
+        glob(&self.domain, domain) && glob(&self.local, local)
     }
 }
 
@@ -190,15 +191,22 @@ fn strip_plus(local: &str) -> &str {
 
 /// `*` any run of characters, `?` one character.
 pub fn glob(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    glob_units(&p, &t, '*', '?')
+}
+
+fn glob_units<T: PartialEq + Copy>(p: &[T], t: &[T], any: T, one: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == one || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -209,7 +217,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == any)
 }
 
 /// A weekly time window: days (Mon = 0) and minutes of the day; an end
@@ -345,8 +353,8 @@ pub enum Condition {
     Hours(Hours),
     Language(Vec<String>),
     Header { name: String, regexes: Vec<Regex> },
-    Subject(Vec<Regex>),
-    Body(Vec<Regex>),
+    Subject(Vec<Pattern>),
+    Body(Vec<Pattern>),
 }
 
 impl Condition {
@@ -407,8 +415,8 @@ impl Condition {
             Condition::Header { name, regexes } => {
                 format!("header {name} ~ {}", list(regexes, re))
             }
-            Condition::Subject(r) => format!("subject ~ {}", list(r, re)),
-            Condition::Body(r) => format!("body ~ {}", list(r, re)),
+            Condition::Subject(p) => format!("subject ~ {}", list(p, |p| re(&p.re))),
+            Condition::Body(p) => format!("body ~ {}", list(p, |p| re(&p.re))),
         }
     }
 }
@@ -433,11 +441,40 @@ pub struct Rule {
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub teams: Vec<Team>,
+    subject_filter: Option<Prefilter>,
+    body_filter: Option<Prefilter>,
 }
 
 impl RuleSet {
     pub fn team(&self, name: &str) -> Option<&Team> {
         self.teams.iter().find(|t| t.name == name)
+    }
+
+    /// A rule set ready to evaluate.
+    pub fn new(rules: Vec<Rule>, teams: Vec<Team>) -> RuleSet {
+        let mut set = RuleSet {
+            rules,
+            teams,
+            subject_filter: None,
+            body_filter: None,
+        };
+        set.prepare();
+        set
+    }
+
+    /// Builds the per-field prefilters; call once the rules are complete.
+    pub fn prepare(&mut self) {
+        let mut subject = Vec::new();
+        let mut body = Vec::new();
+        for c in self.rules.iter_mut().flat_map(|r| r.conditions.iter_mut()) {
+            match c {
+                Condition::Subject(p) => subject.extend(p.iter_mut()),
+                Condition::Body(p) => body.extend(p.iter_mut()),
+                _ => {}
+            }
+        }
+        self.subject_filter = Prefilter::build(subject.into_iter());
+        self.body_filter = Prefilter::build(body.into_iter());
     }
 
     /// Whether any rule reads `customer_known` (a database query per mail).
@@ -461,6 +498,25 @@ pub struct Facts<'a> {
     pub customer_known: bool,
     pub now_ms: i64,
     language: OnceCell<Option<&'static str>>,
+    addresses: OnceCell<Addresses>,
+    subject_hits: OnceCell<Option<regex::SetMatches>>,
+    body_hits: OnceCell<Option<regex::SetMatches>>,
+}
+
+/// The mail's addresses as patterns compare them: lower case, split at
+/// the last `@`, plus tags removed.
+#[derive(Default)]
+struct Addresses {
+    from: Vec<(String, String)>,
+    /// `To` and the envelope recipients (`Delivered-To` ...).
+    to: Vec<(String, String)>,
+    cc: Vec<(String, String)>,
+}
+
+fn split_address(a: &str) -> Option<(String, String)> {
+    let a = a.to_lowercase();
+    let (local, domain) = a.rsplit_once('@')?;
+    Some((strip_plus(local).to_string(), domain.to_string()))
 }
 
 impl<'a> Facts<'a> {
@@ -480,7 +536,30 @@ impl<'a> Facts<'a> {
             customer_known,
             now_ms,
             language: OnceCell::new(),
+            addresses: OnceCell::new(),
+            subject_hits: OnceCell::new(),
+            body_hits: OnceCell::new(),
         }
+    }
+
+    fn addresses(&self) -> &Addresses {
+        self.addresses.get_or_init(|| {
+            let m = self.mail;
+            let split = |it: &mut dyn Iterator<Item = &str>| -> Vec<(String, String)> {
+                it.filter_map(split_address).collect()
+            };
+            Addresses {
+                from: split(&mut m.from.iter().map(|x| x.email.as_str())),
+                to: split(
+                    &mut m
+                        .to
+                        .iter()
+                        .map(|x| x.email.as_str())
+                        .chain(m.delivered_to.iter().map(String::as_str)),
+                ),
+                cc: split(&mut m.cc.iter().map(|x| x.email.as_str())),
+            }
+        })
     }
 
     /// ISO 639-1 code of the mail's language when detection is reliable.
@@ -498,88 +577,203 @@ impl<'a> Facts<'a> {
     }
 }
 
-fn any_regex(regexes: &[Regex], text: &str) -> bool {
-    regexes.iter().any(|r| r.is_match(text))
+/// Whether the condition holds. Cheap: no message is built (see
+/// `reason`, called only by `rules explain`).
+fn holds(c: &Condition, f: &Facts<'_>, rules: &RuleSet) -> bool {
+    let m = f.mail;
+    let any_address = |list: &[(String, String)], p: &[AddressPattern]| {
+        list.iter()
+            .any(|(local, domain)| p.iter().any(|p| p.matches_parts(local, domain)))
+    };
+    match c {
+        Condition::Department(d) => d.iter().any(|d| d.eq_ignore_ascii_case(f.department)),
+        Condition::IsReply(b) => *b == f.is_reply,
+        Condition::CustomerKnown(b) => *b == f.customer_known,
+        Condition::HasAttachment(b) => *b != m.attachments.is_empty(),
+        Condition::From(p) => any_address(&f.addresses().from, p),
+        Condition::To(p) => any_address(&f.addresses().to, p),
+        Condition::Cc(p) => any_address(&f.addresses().cc, p),
+        Condition::Hours(h) => h.holds(f.now_ms),
+        Condition::Language(l) => f.language().is_some_and(|lang| l.iter().any(|x| x == lang)),
+        Condition::Header { name, regexes } => m
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .any(|(_, v)| regexes.iter().any(|r| r.is_match(v))),
+        Condition::Subject(p) => {
+            let hits = f
+                .subject_hits
+                .get_or_init(|| rules.subject_filter.as_ref().map(|s| s.matches(&m.subject)));
+            p.iter()
+                .any(|p| p.candidate(hits.as_ref()) && p.re.is_match(&m.subject))
+        }
+        Condition::Body(p) => {
+            let hits = f
+                .body_hits
+                .get_or_init(|| rules.body_filter.as_ref().map(|s| s.matches(f.new_text)));
+            p.iter()
+                .any(|p| p.candidate(hits.as_ref()) && p.re.is_match(f.new_text))
+        }
+    }
 }
 
-/// `None` when the condition holds, else why not.
-fn check(c: &Condition, f: &Facts<'_>) -> Option<String> {
+/// Why a condition that does not hold failed, for `rules explain`.
+fn reason(c: &Condition, f: &Facts<'_>) -> String {
     let m = f.mail;
-    let addresses = |list: &mut dyn Iterator<Item = &str>, p: &[AddressPattern]| {
-        let mut seen = Vec::new();
-        for a in list {
-            if p.iter().any(|p| p.matches(a)) {
-                return None;
-            }
-            if seen.len() < 5 {
-                seen.push(a.to_string());
-            }
+    let seen = |list: &[(String, String)]| {
+        if list.is_empty() {
+            return "no address".to_string();
         }
-        Some(if seen.is_empty() {
-            "no address".to_string()
-        } else {
-            seen.join(", ")
-        })
+        list.iter()
+            .take(5)
+            .map(|(l, d)| format!("{l}@{d}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let yes_no =
-        |want: bool, have: bool, what: &str| (want != have).then(|| format!("{what} is {have}"));
     match c {
-        Condition::Department(d) => (!d.iter().any(|d| d.eq_ignore_ascii_case(f.department)))
-            .then(|| format!("arrived in {}", f.department)),
-        Condition::IsReply(b) => yes_no(*b, f.is_reply, "is_reply"),
-        Condition::CustomerKnown(b) => yes_no(*b, f.customer_known, "customer_known"),
-        Condition::HasAttachment(b) => yes_no(*b, !m.attachments.is_empty(), "has_attachment"),
-        Condition::From(p) => {
-            addresses(&mut m.from.iter().map(|x| x.email.as_str()), p).map(|s| format!("from {s}"))
+        Condition::Department(_) => format!("arrived in {}", f.department),
+        Condition::IsReply(_) => format!("is_reply is {}", f.is_reply),
+        Condition::CustomerKnown(_) => format!("customer_known is {}", f.customer_known),
+        Condition::HasAttachment(_) => {
+            format!("has_attachment is {}", !m.attachments.is_empty())
         }
-        Condition::To(p) => addresses(
-            &mut m
-                .to
-                .iter()
-                .map(|x| x.email.as_str())
-                .chain(m.delivered_to.iter().map(String::as_str)),
-            p,
-        )
-        .map(|s| format!("to {s}")),
-        Condition::Cc(p) => {
-            addresses(&mut m.cc.iter().map(|x| x.email.as_str()), p).map(|s| format!("cc {s}"))
-        }
-        Condition::Hours(h) => (!h.holds(f.now_ms)).then(|| {
-            jiff::Timestamp::from_millisecond(f.now_ms)
-                .map(|t| {
-                    t.to_zoned(h.timezone.clone())
-                        .strftime("it is %a %H:%M %Z")
-                        .to_string()
-                })
-                .unwrap_or_else(|_| "time unknown".into())
-        }),
-        Condition::Language(l) => match f.language() {
-            Some(lang) if l.iter().any(|x| x == lang) => None,
-            Some(lang) => Some(format!("language is {lang}")),
-            None => Some("language not detected".into()),
+        Condition::From(_) => format!("from {}", seen(&f.addresses().from)),
+        Condition::To(_) => format!("to {}", seen(&f.addresses().to)),
+        Condition::Cc(_) => format!("cc {}", seen(&f.addresses().cc)),
+        Condition::Hours(h) => jiff::Timestamp::from_millisecond(f.now_ms)
+            .map(|t| {
+                t.to_zoned(h.timezone.clone())
+                    .strftime("it is %a %H:%M %Z")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| "time unknown".into()),
+        Condition::Language(_) => match f.language() {
+            Some(lang) => format!("language is {lang}"),
+            None => "language not detected".into(),
         },
-        Condition::Header { name, regexes } => {
-            let mut values = m
-                .headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .peekable();
-            if values.peek().is_none() {
-                return Some(format!("no {name} header"));
+        Condition::Header { name, .. } => {
+            if m.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                format!("{name} does not match")
+            } else {
+                format!("no {name} header")
             }
-            (!values.any(|(_, v)| any_regex(regexes, v))).then(|| format!("{name} does not match"))
         }
-        Condition::Subject(r) => (!any_regex(r, &m.subject)).then(|| {
+        Condition::Subject(_) => {
             let mut s: String = m.subject.chars().take(60).collect();
             if s.len() < m.subject.len() {
                 s.push('…');
             }
             format!("subject is {s:?}")
-        }),
-        Condition::Body(r) => {
-            (!any_regex(r, f.new_text)).then(|| "no match in the new text".into())
+        }
+        Condition::Body(_) => "no match in the new text".into(),
+    }
+}
+
+/// A `subject` or `body` regex and its slot in the rule set's prefilter.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub re: Regex,
+    pub case_insensitive: bool,
+    slot: Option<usize>,
+}
+
+impl Pattern {
+    pub fn new(re: Regex, case_insensitive: bool) -> Pattern {
+        Pattern {
+            re,
+            case_insensitive,
+            slot: None,
         }
     }
+
+    /// False only when the prefilter proves the regex cannot match.
+    fn candidate(&self, hits: Option<&regex::SetMatches>) -> bool {
+        match (hits, self.slot) {
+            (Some(h), Some(slot)) => h.matched(slot),
+            _ => true,
+        }
+    }
+}
+
+/// Every `subject` (or `body`) regex of the rule set in one `RegexSet`,
+/// scanned once per mail, so a thousand rules cost one pass over the text
+/// rather than one each. Each pattern enters the set with its look-around
+/// assertions (`\b`, `^`, `$` ...) removed: that matches a superset of what
+/// the pattern matches, keeps the set on the fast DFA engines (Unicode
+/// `\b` would not), and a hit is confirmed with the real regex.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    set: regex::RegexSet,
+}
+
+impl Prefilter {
+    /// Assigns the slots; `None` (every regex checked alone) when the set
+    /// cannot be built within the size limits.
+    fn build<'p>(patterns: impl Iterator<Item = &'p mut Pattern>) -> Option<Prefilter> {
+        let mut sources = Vec::new();
+        let mut slotted = Vec::new();
+        for p in patterns {
+            p.slot = Some(sources.len());
+            sources.push(without_assertions(p.re.as_str(), p.case_insensitive));
+            slotted.push(p);
+        }
+        if sources.is_empty() {
+            return None;
+        }
+        match regex::RegexSetBuilder::new(&sources)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+        {
+            Ok(set) => Some(Prefilter { set }),
+            Err(_) => {
+                for p in slotted {
+                    p.slot = None;
+                }
+                None
+            }
+        }
+    }
+
+    fn matches(&self, text: &str) -> regex::SetMatches {
+        self.set.matches(text)
+    }
+}
+
+/// The pattern with every look-around assertion replaced by the empty
+/// match; the empty pattern (matches everything) if it cannot be read.
+fn without_assertions(pattern: &str, case_insensitive: bool) -> String {
+    use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
+    fn strip(h: Hir) -> Hir {
+        match h.into_kind() {
+            HirKind::Look(_) => Hir::empty(),
+            HirKind::Repetition(r) => Hir::repetition(Repetition {
+                sub: Box::new(strip(*r.sub)),
+                ..r
+            }),
+            HirKind::Capture(c) => Hir::capture(Capture {
+                sub: Box::new(strip(*c.sub)),
+                ..c
+            }),
+            HirKind::Concat(v) => Hir::concat(v.into_iter().map(strip).collect()),
+            HirKind::Alternation(v) => Hir::alternation(v.into_iter().map(strip).collect()),
+            other => other_kind(other),
+        }
+    }
+    fn other_kind(k: HirKind) -> Hir {
+        match k {
+            HirKind::Empty => Hir::empty(),
+            HirKind::Literal(l) => Hir::literal(l.0),
+            HirKind::Class(c) => Hir::class(c),
+            _ => Hir::empty(),
+        }
+    }
+    regex_syntax::ParserBuilder::new()
+        .case_insensitive(case_insensitive)
+        .build()
+        .parse(pattern)
+        .map(|h| strip(h).to_string())
+        .unwrap_or_default()
 }
 
 /// One rule's fate, for `rules explain`.
@@ -625,15 +819,11 @@ pub fn evaluate(rules: &RuleSet, f: &Facts<'_>, mut trace: Option<&mut Vec<Verdi
             }
             break;
         }
-        let failed = rule
-            .conditions
-            .iter()
-            .find_map(|c| check(c, f).map(|why| (c, why)));
-        if let Some((c, why)) = failed {
+        if let Some(c) = rule.conditions.iter().find(|c| !holds(c, f, rules)) {
             if let Some(t) = trace.as_deref_mut() {
                 t.push(Verdict::Failed {
                     condition: c.describe(),
-                    why,
+                    why: reason(c, f),
                 });
             }
             continue;
@@ -776,6 +966,26 @@ mod tests {
         assert!(d.matches("x@example.com"));
         assert!(!d.matches("x@sub.example.com"));
         assert!(AddressPattern::new("a@").is_err());
+    }
+
+    #[test]
+    fn prefilter_patterns_drop_assertions_and_keep_the_rest() {
+        for (pattern, text, hit) in [
+            (r"\border\s+#?2\d{3,}\b", "Order 2024 is late", true),
+            (r"^invoice$", "see the invoice here", true),
+            (r"\\b", r"a \b b", true),
+            (r"\\b", "no backslash", false),
+            (r"fatura", "FATURA", true),
+        ] {
+            let p = without_assertions(pattern, true);
+            let re = Regex::new(&p).unwrap();
+            assert_eq!(re.is_match(text), hit, "{pattern} -> {p} on {text:?}");
+        }
+        // The prefilter never loses a match of the real pattern.
+        let p = without_assertions(r"\bçay\b", true);
+        assert!(Regex::new(&p).unwrap().is_match("bir ÇAY lütfen"));
+        // Unreadable patterns match everything.
+        assert_eq!(without_assertions("(", false), "");
     }
 
     #[test]
