@@ -16,31 +16,13 @@
 #[path = "../tests/it/support.rs"]
 mod support;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{Rng, env_or};
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use support::*;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Deterministic pseudo-random numbers (xorshift), so runs compare.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const WORDS: &[&str] = &[
     "printer", "invoice", "delivery", "order", "broken", "please", "help", "yazıcı", "fatura",
@@ -95,7 +77,7 @@ fn mails(n: usize, seed: u64, tag: &str) -> Vec<(String, Vec<u8>)> {
             m.push_str(&format!("In-Reply-To: <{p}>\r\nReferences: <{p}>\r\n"));
         }
         if rng.below(100) < 20 {
-            let attachment: Vec<u8> = (0..100 * 1024).map(|_| rng.next() as u8).collect();
+            let attachment: Vec<u8> = (0..100 * 1024).map(|_| rng.next_u64() as u8).collect();
             m.push_str(
                 "Content-Type: multipart/mixed; boundary=\"b0undary\"\r\n\r\n--b0undary\r\n\
                  Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
