@@ -644,10 +644,24 @@ fn deserialize<T: serde::de::DeserializeOwned>(
     match result {
         Ok(raw) => Some(raw),
         Err(e) => {
-            c.error(e.span().unwrap_or(0..0), "", e.message().to_string());
+            c.error(e.span().unwrap_or(0..0), "", without_value(e.message()));
             None
         }
     }
+}
+
+/// A type error without the value it quotes (`invalid type: string
+/// "hunter2", expected i64`): the value may be a password.
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some(expected) = rest.find(", expected")
+        {
+            let kind = rest.split_whitespace().next().unwrap_or("value");
+            return format!("{prefix}{kind}{}", &rest[expected..]);
+        }
+    }
+    message.to_string()
 }
 
 /// Key path → span of the key, in the `department[0].imap.port` format.
@@ -1680,6 +1694,18 @@ host = "smtp.example.com"
             });
             assert!(documented, "`{key}` is not in config/helpdesk.example.toml");
         }
+    }
+
+    #[test]
+    fn type_errors_do_not_quote_the_value() {
+        let src = MINIMAL.replace(
+            "[general]",
+            "[general]\nauto_reply_limit_per_hour = \"98765432123\"",
+        );
+        let problems = check(&src).unwrap_err().0;
+        let text = problems[0].to_string();
+        assert!(text.contains("invalid type"), "{text}");
+        assert!(!text.contains("98765432123"), "{text}");
     }
 
     #[test]

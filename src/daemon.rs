@@ -285,7 +285,7 @@ fn keep_restart_only(old: &Config, new: &mut Config) {
 
 /// A cheap fingerprint of the config files and the `.toml` files in the
 /// watched directories (names, sizes, modification times, inodes).
-fn fingerprint(config: &Config) -> Vec<(PathBuf, u64, i128, u64)> {
+fn fingerprint(config: &Config, extra_dirs: &[PathBuf]) -> Vec<(PathBuf, u64, i128, u64)> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     let mut add = |p: PathBuf| {
@@ -303,7 +303,7 @@ fn fingerprint(config: &Config) -> Vec<(PathBuf, u64, i128, u64)> {
     for f in &config.files {
         add(f.clone());
     }
-    for dir in &config.watch_dirs {
+    for dir in config.watch_dirs.iter().chain(extra_dirs) {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let p = e.path();
@@ -359,6 +359,13 @@ async fn run_inner(
         mailboxes: HashMap::new(),
         senders: HashMap::new(),
     };
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
+            None
+        }
+    };
     tasks.apply(&config);
     info!(
         departments = config.departments.len(),
@@ -368,16 +375,12 @@ async fn run_inner(
     );
     sd_notify("READY=1\nSTATUS=running");
 
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
-            None
-        }
-    };
     let path = config.path.clone();
     let mut current = config;
-    let mut seen = fingerprint(&current);
+    // Directories a failed reload read besides the running config's (a new
+    // include directory with a broken file): watched until a reload works.
+    let mut extra_dirs: Vec<PathBuf> = Vec::new();
+    let mut seen = fingerprint(&current, &extra_dirs);
     let mut pending: Option<Vec<(PathBuf, u64, i128, u64)>> = None;
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -394,7 +397,8 @@ async fn run_inner(
             _ = tick.tick() => {
                 let now = tokio::task::spawn_blocking({
                     let c = current.clone();
-                    move || fingerprint(&c)
+                    let extra = extra_dirs.clone();
+                    move || fingerprint(&c, &extra)
                 })
                 .await
                 .unwrap_or_default();
@@ -409,62 +413,100 @@ async fn run_inner(
             }
         };
         pending = None;
+        // Taken before loading: a save during the load is seen next time.
+        let before = tokio::task::spawn_blocking({
+            let c = current.clone();
+            let extra = extra_dirs.clone();
+            move || fingerprint(&c, &extra)
+        })
+        .await
+        .unwrap_or_default();
         let attempt = crate::now_ms();
+        let watched_before = (
+            current.files.clone(),
+            current.watch_dirs.clone(),
+            extra_dirs.clone(),
+        );
         let loaded = tokio::task::spawn_blocking({
             let path = path.clone();
             move || Config::load(&path)
         })
         .await;
-        let mut st = status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.last_attempt_ms = Some(attempt);
-        match loaded {
-            Ok(Ok((mut new, warnings))) => {
-                for w in &warnings {
-                    warn!("{w}");
+        {
+            let mut st = status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.last_attempt_ms = Some(attempt);
+            match loaded {
+                Ok(Ok((mut new, warnings))) => {
+                    for w in &warnings {
+                        warn!("{w}");
+                    }
+                    keep_restart_only(&current, &mut new);
+                    let new = Arc::new(new);
+                    pipeline.set_config(new.clone());
+                    tasks.apply(&new);
+                    st.generation += 1;
+                    st.last_error = None;
+                    info!(
+                        reason,
+                        generation = st.generation,
+                        departments = new.departments.len(),
+                        rules = new.rules.rules.len(),
+                        "config reloaded"
+                    );
+                    sd_notify(&format!(
+                        "STATUS=running (config generation {})",
+                        st.generation
+                    ));
+                    current = new;
+                    extra_dirs.clear();
                 }
-                keep_restart_only(&current, &mut new);
-                let new = Arc::new(new);
-                pipeline.set_config(new.clone());
-                tasks.apply(&new);
-                st.generation += 1;
-                st.last_error = None;
-                info!(
-                    reason,
-                    generation = st.generation,
-                    departments = new.departments.len(),
-                    rules = new.rules.rules.len(),
-                    "config reloaded"
-                );
-                sd_notify(&format!(
-                    "STATUS=running (config generation {})",
-                    st.generation
-                ));
-                current = new;
-            }
-            Ok(Err(problems)) => {
-                st.failures += 1;
-                st.last_error = Some(problems.to_string());
-                error!(
-                    reason,
-                    errors = problems
-                        .0
-                        .iter()
-                        .filter(|p| p.severity == crate::config::Severity::Error)
-                        .count(),
-                    "config reload failed; still running on the previous config:\n{problems}"
-                );
-                sd_notify("STATUS=running; the last config reload failed (see the log)");
-            }
-            Err(e) => {
-                st.failures += 1;
-                st.last_error = Some(e.to_string());
-                error!(error = %e, "config reload failed; still running on the previous config");
+                Ok(Err(problems)) => {
+                    st.failures += 1;
+                    st.last_error = Some(problems.to_string());
+                    error!(
+                        reason,
+                        errors = problems
+                            .0
+                            .iter()
+                            .filter(|p| p.severity == crate::config::Severity::Error)
+                            .count(),
+                        "config reload failed; still running on the previous config:\n{problems}"
+                    );
+                    sd_notify("STATUS=running; the last config reload failed (see the log)");
+                    for p in &problems.0 {
+                        if let Some(dir) = p.file.parent()
+                            && !current.watch_dirs.iter().any(|d| d == dir)
+                            && !extra_dirs.iter().any(|d| d == dir)
+                        {
+                            extra_dirs.push(dir.to_path_buf());
+                        }
+                    }
+                }
+                Err(e) => {
+                    st.failures += 1;
+                    st.last_error = Some(e.to_string());
+                    error!(error = %e, "config reload failed; still running on the previous config");
+                }
             }
         }
-        drop(st);
-        seen = fingerprint(&current);
+        // What was loaded (or refused) is what `before` saw; when the set
+        // of watched files changed, start from what they hold now.
+        seen = if (
+            current.files.clone(),
+            current.watch_dirs.clone(),
+            extra_dirs.clone(),
+        ) == watched_before
+        {
+            before
+        } else {
+            let c = current.clone();
+            let extra = extra_dirs.clone();
+            tokio::task::spawn_blocking(move || fingerprint(&c, &extra))
+                .await
+                .unwrap_or_default()
+        };
     }
 
     info!("shutting down: finishing the mail in hand");

@@ -639,6 +639,22 @@ impl Pipeline {
                 (new, Signal::New)
             }
             Some(t) => {
+                if t.disposition.is_some() && !quiet {
+                    // A follow-up to mail set aside as spam or rejected:
+                    // back in the queue, where someone will see it.
+                    tx.clear_disposition(t.ticket_id, now).await?;
+                    tx.insert_event(
+                        t.ticket_id,
+                        "restored",
+                        Some(sender),
+                        Some(&format!(
+                            "was {}; a follow-up arrived",
+                            t.disposition.as_deref().unwrap_or("")
+                        )),
+                        now,
+                    )
+                    .await?;
+                }
                 if t.status == Status::Closed && !quiet {
                     tx.set_status(t.ticket_id, Status::Open, now).await?;
                     tx.insert_event(
@@ -808,6 +824,12 @@ impl Pipeline {
         now: i64,
     ) -> anyhow::Result<()> {
         if plan.rules.is_empty() {
+            return Ok(());
+        }
+        if plan.spam || plan.reject.is_some() {
+            // The mail is set aside; the ticket stays as it is.
+            tx.insert_event(t.ticket_id, "routing", None, Some(&plan.history()), now)
+                .await?;
             return Ok(());
         }
         let a = &plan.decision.actions;

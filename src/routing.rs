@@ -182,7 +182,9 @@ pub async fn plan(
             notify.push(email.to_string());
         }
     };
-    if !quiet {
+    // Never for automatic mail: a bounce of a notification would come
+    // back, match again and notify again, forever.
+    if !quiet && automatic.is_none() {
         for n in &a.notify {
             match config.rules.team(n) {
                 Some(team) => team
@@ -336,7 +338,13 @@ pub async fn resolve(
                         .is_none_or(|c| s.open.get(m.email).copied().unwrap_or(0) < c)
             })
         });
-    if uses_rr && !sticky_hit {
+    // Nobody available: no pick, so the rotation does not move.
+    let anyone = members.iter().any(|m| {
+        !m.away
+            && m.capacity
+                .is_none_or(|c| s.open.get(m.email).copied().unwrap_or(0) < c)
+    });
+    if uses_rr && !sticky_hit && anyone {
         s.round_robin = match state {
             State::Live(tx) => tx.next_round_robin(&rr_name).await?,
             State::Peek(tx) => tx.peek_round_robin(&rr_name).await?,

@@ -1184,6 +1184,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Puts a spam or rejected ticket back in the queue.
+    pub async fn clear_disposition(&mut self, ticket_id: i64, now: i64) -> anyhow::Result<()> {
+        sqlx::query("update ticket set disposition = null, updated_at = $2 where ticket_id = $1")
+            .bind(ticket_id)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     /// The next round-robin number of a team (1, 2, 3 ...), shared by all
     /// daemons: the row stays locked until the transaction ends.
     pub async fn next_round_robin(&mut self, team: &str) -> anyhow::Result<i64> {

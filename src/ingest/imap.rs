@@ -49,15 +49,24 @@ pub async fn run(department: Arc<Department>, pipeline: Arc<Pipeline>, cancel: C
     let Some(imap) = department.imap.clone() else {
         return;
     };
-    let tls = match imap.tls {
-        TlsMode::None => None,
-        _ => match crate::tls::client_config(imap.ca_file.as_deref()) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                warn!(mailbox = %department.key, error = format!("{e:#}"), "cannot set up TLS; mailbox not read");
-                return;
-            }
-        },
+    // Built once per reader (a reload that changes the mailbox settings
+    // starts a new reader); retried until it works, like a connection.
+    let mut backoff = Duration::from_secs(1);
+    let tls = loop {
+        match imap.tls {
+            TlsMode::None => break None,
+            _ => match crate::tls::client_config(imap.ca_file.as_deref()) {
+                Ok(c) => break Some(c),
+                Err(e) => {
+                    warn!(mailbox = %department.key, error = format!("{e:#}"), retry_in = ?backoff, "cannot set up TLS; mailbox not read yet");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            },
+        }
     };
     let mut reader = Reader {
         department,

@@ -5,17 +5,35 @@
 //! When unsure it keeps the text: losing the customer's words is worse
 //! than showing some history.
 
+/// Only this much of a text is searched for the start of the history;
+/// a longer text keeps everything after it.
+const MAX_SCAN: usize = 256 * 1024;
+
 /// The part of `text` written for this mail.
 pub fn new_text(text: &str) -> &str {
+    let mut end = text.len().min(MAX_SCAN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let lines: Vec<&str> = text[..end].split_inclusive('\n').collect();
+    // quoted_from[i]: every line from i on is a quote, blank, or after a
+    // signature marker; one backward pass (linear in the text).
+    let mut quoted_from = vec![true; lines.len() + 1];
+    for i in (0..lines.len()).rev() {
+        let t = lines[i].trim();
+        if t == "--" {
+            // Everything below a signature marker does not count.
+            quoted_from[i] = true;
+            continue;
+        }
+        quoted_from[i] = (t.is_empty() || t.starts_with('>')) && quoted_from[i + 1];
+    }
     let mut offset = 0;
-    let mut lines = text.split_inclusive('\n').peekable();
-    while let Some(line) = lines.next() {
+    for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim();
-        let next = lines.peek().map_or("", |l| l.trim());
-        if is_separator(trimmed)
-            || is_attribution(trimmed, next)
-            || (trimmed.starts_with('>') && rest_is_quoted(&text[offset..]))
-        {
+        let next = lines.get(i + 1).map_or("", |l| l.trim());
+        let attribution = is_attribution(trimmed, next);
+        if is_separator(trimmed) || attribution || (trimmed.starts_with('>') && quoted_from[i]) {
             let cut = text[..offset].trim_end();
             // Nothing before the history: keep everything.
             return if cut.is_empty() { text } else { cut };
@@ -31,45 +49,48 @@ fn is_separator(line: &str) -> bool {
         || l.starts_with("________________________________")
 }
 
+/// `On Mon, 1 Jan 2026, Ann <a@x> wrote:` and its translations, on one
+/// line or wrapped over two. A real attribution names a date or an
+/// address, so prose such as "As my manager wrote:" does not count.
 fn is_attribution(line: &str, next: &str) -> bool {
-    let both = format!("{line} {next}");
     let ends_like = |s: &str| {
         let s = s.trim_end();
-        s.ends_with("wrote:")
-            || s.ends_with("şunu yazdı:")
-            || s.ends_with("napsal(a):")
-            || s.ends_with("napsal:")
-            || s.ends_with("schrieb:")
-            || s.ends_with("a écrit :")
-            || s.ends_with("a écrit:")
-            || s.ends_with("escribió:")
-            || s.ends_with("scritto:")
-            || s.ends_with("geschreven:")
-            || s.ends_with("napisał(a):")
-            || s.ends_with("escreveu:")
-            || s.ends_with("написал(а):")
-            || s.ends_with("написал:")
+        [
+            "wrote:",
+            "şunu yazdı:",
+            "napsal(a):",
+            "napsal:",
+            "schrieb:",
+            "a écrit :",
+            "a écrit:",
+            "escribió:",
+            "scritto:",
+            "geschreven:",
+            "napisał(a):",
+            "escreveu:",
+            "написал(а):",
+            "написал:",
+        ]
+        .iter()
+        .any(|e| s.ends_with(e))
     };
+    let names_date_or_address = |s: &str| s.contains('@') || s.chars().any(|c| c.is_ascii_digit());
     let outlook = line.starts_with("From:") && next.starts_with("Sent:")
         || line.starts_with("Kimden:") && next.starts_with("Gönderildi:")
         || line.starts_with("Od:") && next.starts_with("Odesláno:");
-    outlook || ends_like(line) || (line.len() < 200 && !line.is_empty() && ends_like(&both))
-}
-
-/// A `>` line starts the history only when what follows is quotes,
-/// blank lines or a signature: inline answers between quotes stay.
-fn rest_is_quoted(rest: &str) -> bool {
-    let mut unquoted = 0;
-    for l in rest.lines() {
-        let t = l.trim();
-        if t == "--" || t == "-- " {
-            break;
-        }
-        if !t.is_empty() && !t.starts_with('>') {
-            unquoted += 1;
-        }
+    if outlook {
+        return true;
     }
-    unquoted == 0
+    if ends_like(line) {
+        return names_date_or_address(line);
+    }
+    // Wrapped: the first half has no ending of its own.
+    !line.is_empty()
+        && line.len() < 200
+        && next.len() < 200
+        && ends_like(next)
+        && !names_date_or_address(next)
+        && names_date_or_address(line)
 }
 
 #[cfg(test)]
@@ -97,6 +118,23 @@ mod tests {
         ] {
             assert_eq!(new_text(text), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn prose_that_mentions_writing_is_kept() {
+        let text = "Hi team,\nThe printer is broken again.\nAs my manager wrote:\n> fix it\nShould I send it?\n";
+        assert_eq!(new_text(text), text);
+        let wrapped =
+            "Thanks.\n\nOn Mon, 1 Jan 2026 at 10:00, Ann Example <a@x.test>\nwrote:\n> old\n";
+        assert_eq!(new_text(wrapped), "Thanks.");
+    }
+
+    #[test]
+    fn a_long_run_of_quotes_before_an_answer_is_kept() {
+        // One backward pass: this took minutes when each `>` line scanned
+        // the rest of the text.
+        let text = "> x\n".repeat(200_000) + "reply\n";
+        assert_eq!(new_text(&text), text);
     }
 
     #[test]

@@ -1145,6 +1145,19 @@ async fn check_rules_shape_new_tickets(backend: Backend) {
         rows.iter()
             .any(|o| o.kind == "notification" && o.recipients == ["boss@example.com"])
     );
+
+    // Automatic mail matching a notify rule notifies nobody: a bounce of a
+    // notification must not cause the next one.
+    let before = desk.queued().await;
+    desk.pipe(&mail(
+        "ooo@x",
+        "c9@customer.test",
+        SUPPORT,
+        "Out of office: URGENT",
+        "Auto-Submitted: auto-replied\r\n",
+    ))
+    .await;
+    assert_eq!(desk.queued().await, before, "no notification, no ack");
 }
 on_both_backends!(check_rules_shape_new_tickets =>
     sqlite_rules_set_priority_tags_assignee_and_notify,
@@ -1194,6 +1207,29 @@ async fn check_spam_and_reject(backend: Backend) {
         .await
         .unwrap();
     assert!(visible.is_empty(), "{visible:?}");
+
+    // The customer's follow-up to the mail set aside as spam brings the
+    // ticket back into the queue.
+    let Outcome::Stored { reference, .. } = desk
+        .pipe(&mail(
+            "s2@x",
+            "x@spam.test",
+            SUPPORT,
+            "Re: Cheap",
+            &replying_to("s@x"),
+        ))
+        .await
+    else {
+        panic!()
+    };
+    let t = desk.ticket(&reference).await;
+    assert_eq!((t.disposition.as_deref(), t.status), (None, Status::Open));
+    let visible = desk
+        .store
+        .list_tickets(&helpdesk::store::TicketFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(visible.len(), 1);
 }
 on_both_backends!(check_spam_and_reject =>
     sqlite_spam_is_stored_hidden_and_rejected_mail_gets_the_rejection_only,
