@@ -323,21 +323,20 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// Runs until `shutdown` completes. SIGHUP, or a change in the config
 /// files or their directories, reloads the config.
 pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (_status, result) = run_with_status(config, shutdown).await;
-    result
+    run_with_status(config, shutdown, Arc::default()).await
 }
 
-/// `run`, also handing out the reload status.
+/// `run`, keeping `status` up to date with every reload (for status
+/// pages and metrics, which hold the other end).
 pub async fn run_with_status(
     config: Arc<Config>,
     shutdown: impl Future<Output = ()>,
-) -> (Arc<std::sync::Mutex<ReloadStatus>>, anyhow::Result<()>) {
-    let status = Arc::new(std::sync::Mutex::new(ReloadStatus {
-        generation: 1,
-        ..ReloadStatus::default()
-    }));
-    let result = run_inner(config, shutdown, status.clone()).await;
-    (status, result)
+    status: Arc<std::sync::Mutex<ReloadStatus>>,
+) -> anyhow::Result<()> {
+    if let Ok(mut st) = status.lock() {
+        st.generation = 1;
+    }
+    run_inner(config, shutdown, status).await
 }
 
 async fn run_inner(
