@@ -56,6 +56,30 @@ pub enum Command {
     /// Explain and test the routing rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// How the daemon reads mail, without a database.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MailCommand {
+    /// Parse and classify one mail; print what the daemon would store.
+    Inspect {
+        /// The mail (.eml), or `-` for standard input.
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify a labelled set of mails and print precision/recall per
+    /// class and the share of reply texts extracted exactly.
+    Score {
+        /// `PATH<TAB>CLASS[<TAB>EXPECTED_TEXT_FILE]` per line, paths
+        /// relative to this file.
+        labels: PathBuf,
+        /// Also list every miss.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Command::Tickets(cmd) => tickets(&cli.config, cmd).await,
         Command::Rules(cmd) => rules(&cli.config, cmd).await,
+        Command::Mail(cmd) => mail(&cli.config, cmd),
     }
 }
 
@@ -367,6 +392,69 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
     };
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+fn mail(config_path: &Path, cmd: MailCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        MailCommand::Inspect { file, json } => {
+            let raw = read_input(Some(&file))?;
+            // The config (when it loads) says which addresses are ours and
+            // which ticket keys to strip; inspecting works without one.
+            let config = Config::load(config_path).ok().map(|(c, _)| c);
+            let ours = config
+                .as_ref()
+                .map(|c| c.our_addresses())
+                .unwrap_or_default();
+            let keys = config.as_ref().map(|c| c.keys()).unwrap_or_default();
+            let i = crate::inspect::inspect(&raw, &ours, &keys);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&i)?);
+            } else {
+                println!("from:      {}", i.from.as_deref().unwrap_or("-"));
+                println!("to:        {}", i.to.join(", "));
+                if !i.cc.is_empty() {
+                    println!("cc:        {}", i.cc.join(", "));
+                }
+                println!("subject:   {} (clean: {})", i.subject, i.subject_clean);
+                println!("class:     {} ({})", i.class.as_str(), i.class_reason);
+                if let Some(b) = &i.bounce {
+                    println!(
+                        "bounce:    {} {} {} original {}",
+                        b.recipients.join(", "),
+                        b.action.as_deref().unwrap_or("-"),
+                        b.status.as_deref().unwrap_or("-"),
+                        b.original_message_id.as_deref().unwrap_or("-")
+                    );
+                }
+                for a in &i.attachments {
+                    println!(
+                        "attachment: {} ({}, {} bytes)",
+                        a.filename.as_deref().unwrap_or("unnamed"),
+                        a.content_type,
+                        a.size
+                    );
+                }
+                for c in &i.charset_issues {
+                    println!("charset:   {c}");
+                }
+                println!("--- text\n{}", i.text);
+                if !i.signature.is_empty() {
+                    println!("--- signature\n{}", i.signature);
+                }
+                if !i.quoted.is_empty() {
+                    println!("--- quoted ({} bytes)", i.quoted.len());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCommand::Score { labels, verbose } => {
+            let labels = crate::inspect::read_labels(&labels)?;
+            anyhow::ensure!(!labels.is_empty(), "no labelled mail");
+            let s = crate::inspect::score(&labels)?;
+            crate::inspect::print_score(&s, verbose);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 async fn rules(config_path: &Path, cmd: RulesCommand) -> anyhow::Result<ExitCode> {

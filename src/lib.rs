@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod explain;
 pub mod ingest;
+pub mod inspect;
 pub mod logging;
 pub mod mail;
 pub mod outbox;

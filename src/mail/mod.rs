@@ -2,6 +2,7 @@
 //! `thread` and `token` extract threading signals, `classify` tells people
 //! from machines, `compose` writes our outgoing mail.
 
+pub mod bounce;
 pub mod classify;
 pub mod compose;
 pub mod parse;

@@ -43,6 +43,73 @@ pub fn new_text(text: &str) -> &str {
     text
 }
 
+/// A mail's text in three parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split<'a> {
+    /// What was written for this mail.
+    pub text: &'a str,
+    /// The quoted history after it.
+    pub quoted: &'a str,
+    /// The signature at the end of the new text (`-- ` block or a mobile
+    /// "Sent from my ..." line).
+    pub signature: &'a str,
+}
+
+/// Splits `text` into new text, signature and quoted history.
+pub fn split(text: &str) -> Split<'_> {
+    let new = new_text(text);
+    let quoted = text[new.len()..].trim();
+    let (body, signature) = signature_split(new);
+    Split {
+        text: body,
+        quoted,
+        signature,
+    }
+}
+
+const MOBILE_SIGNATURES: &[&str] = &[
+    "sent from my iphone",
+    "sent from my ipad",
+    "sent from my android",
+    "sent from my samsung",
+    "sent from outlook for",
+    "get outlook for",
+    "sent from mail for windows",
+    "sent from yahoo mail",
+    "iphone'umdan gönderildi",
+    "ipad'imden gönderildi",
+    "android'den gönderildi",
+    "odesláno z iphonu",
+    "odesláno z mého iphonu",
+    "von meinem iphone gesendet",
+    "envoyé de mon iphone",
+    "enviado desde mi iphone",
+    "inviato da iphone",
+    "verzonden met mijn iphone",
+    "wysłane z iphone",
+    "enviado do meu iphone",
+    "отправлено с iphone",
+];
+
+fn signature_split(text: &str) -> (&str, &str) {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_end_matches(['\r', '\n']);
+        let lower = t.trim().to_lowercase();
+        let marker = t == "-- " || t == "--";
+        if marker || MOBILE_SIGNATURES.iter().any(|m| lower.starts_with(m)) {
+            let body = text[..offset].trim_end();
+            if !body.is_empty() {
+                // The `-- ` marker itself belongs to neither part.
+                let from = if marker { offset + line.len() } else { offset };
+                return (body, text[from..].trim());
+            }
+        }
+        offset += line.len();
+    }
+    (text, "")
+}
+
 fn is_separator(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
     (l.starts_with("-----") && (l.contains("original message") || l.contains("forwarded message")))
@@ -135,6 +202,18 @@ mod tests {
         // the rest of the text.
         let text = "> x\n".repeat(200_000) + "reply\n";
         assert_eq!(new_text(&text), text);
+    }
+
+    #[test]
+    fn splits_signatures_and_history() {
+        let s = super::split(
+            "Fine.\n\nSent from my iPhone\n\nOn Mon, 1 Jan 2026, A <a@x> wrote:\n> q\n",
+        );
+        assert_eq!(s.text, "Fine.");
+        assert_eq!(s.signature, "Sent from my iPhone");
+        assert!(s.quoted.starts_with("On Mon"));
+        let s = super::split("Tamam.\n-- \nAyşe\nDestek\n");
+        assert_eq!((s.text, s.signature), ("Tamam.", "Ayşe\nDestek"));
     }
 
     #[test]

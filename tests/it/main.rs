@@ -5,6 +5,7 @@
 mod support;
 
 mod crash;
+mod inspect;
 mod mail_loop;
 mod malformed;
 mod pipeline;

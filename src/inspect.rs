@@ -1,0 +1,249 @@
+//! `helpdesk mail inspect` and `helpdesk mail score`: how the daemon reads
+//! one mail (parse → classify → bounce → split), without a database, and
+//! how well it does so over a labelled directory of mails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::mail::bounce::{self, Bounce};
+use crate::mail::classify::{self, Class};
+use crate::mail::{parse, quote, thread};
+
+#[derive(Debug, Serialize)]
+pub struct Attachment {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+}
+
+/// Everything `mail inspect` prints (names fixed by issue 4).
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub subject_clean: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub class: Class,
+    pub class_reason: String,
+    pub bounce: Option<Bounce>,
+    pub text: String,
+    pub quoted: String,
+    pub signature: String,
+    /// Not produced yet (HTML sanitising is still to come): always null.
+    pub html_sanitized: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub charset_issues: Vec<String>,
+}
+
+/// Reads one mail. `ours` are the department addresses and `keys` the
+/// ticket-reference keys, when a config is at hand.
+pub fn inspect(raw: &[u8], ours: &[&str], keys: &[&str]) -> Inspection {
+    let mail = parse::parse(raw);
+    let (class, class_reason) = classify::classify(&mail, ours);
+    let bounce = (class == Class::Bounce).then(|| bounce::parse(raw, mail.message_id.as_deref()));
+    let split = quote::split(&mail.text);
+    Inspection {
+        from: mail.from.as_ref().map(|m| m.email.clone()),
+        to: mail.to.iter().map(|m| m.email.clone()).collect(),
+        cc: mail.cc.iter().map(|m| m.email.clone()).collect(),
+        subject_clean: thread::clean_subject(&mail.subject, keys),
+        subject: mail.subject.clone(),
+        message_id: mail.message_id.clone(),
+        in_reply_to: mail.in_reply_to.clone(),
+        references: mail.references.clone(),
+        class,
+        class_reason,
+        bounce,
+        text: split.text.to_string(),
+        quoted: split.quoted.to_string(),
+        signature: split.signature.to_string(),
+        html_sanitized: None,
+        attachments: mail
+            .attachments
+            .iter()
+            .map(|a| Attachment {
+                filename: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                size: a.content.len(),
+            })
+            .collect(),
+        charset_issues: mail
+            .problems
+            .iter()
+            .filter(|p| p.contains("charset") || p.contains("8-bit") || p.contains("undecodable"))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// One labelled mail for `mail score`.
+#[derive(Debug)]
+pub struct Label {
+    pub path: PathBuf,
+    pub class: Option<Class>,
+    /// The expected new text, when the label gives one.
+    pub text: Option<String>,
+}
+
+fn parse_class(s: &str) -> Option<Class> {
+    Class::ALL.into_iter().find(|c| c.as_str() == s.trim())
+}
+
+/// Labels from a TSV file: `PATH<TAB>CLASS[<TAB>TEXT_FILE]`, paths
+/// relative to the file; `-` for no class; `#` comments.
+pub fn read_labels(file: &Path) -> anyhow::Result<Vec<Label>> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut cols = line.split('\t');
+        let path = base.join(cols.next().unwrap_or(""));
+        let class = match cols.next().map(str::trim) {
+            None | Some("-") | Some("") => None,
+            Some(c) => Some(parse_class(c).with_context(|| {
+                format!(
+                    "{}:{}: unknown class `{c}` (customer, auto_reply, bounce, list, loop, spam)",
+                    file.display(),
+                    n + 1
+                )
+            })?),
+        };
+        let text = match cols.next() {
+            Some(t) if !t.trim().is_empty() => Some(
+                std::fs::read_to_string(base.join(t.trim()))
+                    .with_context(|| format!("{}:{}: reading {t}", file.display(), n + 1))?,
+            ),
+            _ => None,
+        };
+        out.push(Label { path, class, text });
+    }
+    Ok(out)
+}
+
+/// Precision and recall per class, and exact reply-text extraction.
+#[derive(Debug, Default)]
+pub struct Score {
+    pub mails: usize,
+    /// (expected, got) → count.
+    pub confusion: BTreeMap<(String, String), usize>,
+    pub texts: usize,
+    pub texts_exact: usize,
+    pub misses: Vec<String>,
+}
+
+/// Whitespace-insensitive comparison of extracted text.
+fn same_text(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    norm(a) == norm(b)
+}
+
+pub fn score(labels: &[Label]) -> anyhow::Result<Score> {
+    let mut s = Score::default();
+    for l in labels {
+        let raw =
+            std::fs::read(&l.path).with_context(|| format!("reading {}", l.path.display()))?;
+        let raw = if l.path.extension().is_some_and(|e| e == "txt") && !looks_like_mail(&raw) {
+            // A bare body (reply corpora): wrap it as a mail.
+            let mut m = b"From: someone@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
+            m.extend_from_slice(&raw);
+            m
+        } else {
+            raw
+        };
+        let i = inspect(&raw, &[], &[]);
+        s.mails += 1;
+        if let Some(want) = l.class {
+            *s.confusion
+                .entry((want.as_str().to_string(), i.class.as_str().to_string()))
+                .or_default() += 1;
+            if want != i.class && s.misses.len() < 200 {
+                s.misses.push(format!(
+                    "{}: expected {}, got {} ({})",
+                    l.path.display(),
+                    want.as_str(),
+                    i.class.as_str(),
+                    i.class_reason
+                ));
+            }
+        }
+        if let Some(want) = &l.text {
+            s.texts += 1;
+            if same_text(want, &i.text) {
+                s.texts_exact += 1;
+            } else if s.misses.len() < 200 {
+                s.misses
+                    .push(format!("{}: new text differs", l.path.display()));
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn looks_like_mail(raw: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&raw[..raw.len().min(2000)]).to_ascii_lowercase();
+    head.lines().take(30).any(|l| {
+        l.starts_with("from:") || l.starts_with("received:") || l.starts_with("message-id:")
+    })
+}
+
+/// Prints the per-class table.
+pub fn print_score(s: &Score, verbose: bool) {
+    let mut per: HashMap<&str, (usize, usize, usize)> = HashMap::new(); // tp, fp, fn
+    for ((want, got), n) in &s.confusion {
+        if want == got {
+            per.entry(want.as_str()).or_default().0 += n;
+        } else {
+            per.entry(got.as_str()).or_default().1 += n;
+            per.entry(want.as_str()).or_default().2 += n;
+        }
+    }
+    println!("{} mails", s.mails);
+    println!(
+        "{:<12} {:>6} {:>6} {:>6} {:>10} {:>8}",
+        "class", "tp", "fp", "fn", "precision", "recall"
+    );
+    for c in Class::ALL {
+        let (tp, fp, fneg) = per.get(c.as_str()).copied().unwrap_or_default();
+        if tp + fp + fneg == 0 {
+            continue;
+        }
+        let ratio = |a: usize, b: usize| {
+            if b == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.3}", a as f64 / b as f64)
+            }
+        };
+        println!(
+            "{:<12} {tp:>6} {fp:>6} {fneg:>6} {:>10} {:>8}",
+            c.as_str(),
+            ratio(tp, tp + fp),
+            ratio(tp, tp + fneg)
+        );
+    }
+    if s.texts > 0 {
+        println!(
+            "reply text extracted exactly: {}/{} = {:.1} %",
+            s.texts_exact,
+            s.texts,
+            100.0 * s.texts_exact as f64 / s.texts as f64
+        );
+    }
+    if verbose {
+        for m in &s.misses {
+            println!("  {m}");
+        }
+    }
+}
