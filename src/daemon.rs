@@ -317,6 +317,17 @@ fn fingerprint(config: &Config, extra_dirs: &[PathBuf]) -> Vec<(PathBuf, u64, i1
     out
 }
 
+/// `fingerprint` on a blocking thread (it reads directories).
+async fn fingerprint_off_thread(
+    config: &Arc<Config>,
+    extra_dirs: &[PathBuf],
+) -> Vec<(PathBuf, u64, i128, u64)> {
+    let (config, extra) = (config.clone(), extra_dirs.to_vec());
+    tokio::task::spawn_blocking(move || fingerprint(&config, &extra))
+        .await
+        .unwrap_or_default()
+}
+
 /// How often the config directories are looked at.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -394,13 +405,7 @@ async fn run_inner(
                 }
             } => "SIGHUP",
             _ = tick.tick() => {
-                let now = tokio::task::spawn_blocking({
-                    let c = current.clone();
-                    let extra = extra_dirs.clone();
-                    move || fingerprint(&c, &extra)
-                })
-                .await
-                .unwrap_or_default();
+                let now = fingerprint_off_thread(&current, &extra_dirs).await;
                 // Reload once the change has settled (an editor may write
                 // a file in several steps).
                 match &pending {
@@ -413,13 +418,7 @@ async fn run_inner(
         };
         pending = None;
         // Taken before loading: a save during the load is seen next time.
-        let before = tokio::task::spawn_blocking({
-            let c = current.clone();
-            let extra = extra_dirs.clone();
-            move || fingerprint(&c, &extra)
-        })
-        .await
-        .unwrap_or_default();
+        let before = fingerprint_off_thread(&current, &extra_dirs).await;
         let attempt = crate::now_ms();
         let watched_before = (
             current.files.clone(),
@@ -500,11 +499,7 @@ async fn run_inner(
         {
             before
         } else {
-            let c = current.clone();
-            let extra = extra_dirs.clone();
-            tokio::task::spawn_blocking(move || fingerprint(&c, &extra))
-                .await
-                .unwrap_or_default()
+            fingerprint_off_thread(&current, &extra_dirs).await
         };
     }
 

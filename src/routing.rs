@@ -107,7 +107,11 @@ pub async fn plan(
         }
         _ => ticket.is_some(),
     };
-    let new_text = quote::new_text(&mail.text);
+    let new_text = if config.rules.uses_text() {
+        quote::new_text(&mail.text)
+    } else {
+        ""
+    };
     let facts = Facts::new(
         &arrival.key,
         mail,
@@ -330,20 +334,11 @@ pub async fn resolve(
     // The round-robin number is taken only when it will be used, so a
     // sticky pick does not advance the rotation.
     let sticky_hit = strategy == rules::Strategy::StickyCustomer
-        && s.last_assignee.as_deref().is_some_and(|l| {
-            members.iter().any(|m| {
-                m.email == l
-                    && !m.away
-                    && m.capacity
-                        .is_none_or(|c| s.open.get(m.email).copied().unwrap_or(0) < c)
-            })
-        });
+        && s.last_assignee
+            .as_deref()
+            .is_some_and(|l| members.iter().any(|m| m.email == l && m.available(&s)));
     // Nobody available: no pick, so the rotation does not move.
-    let anyone = members.iter().any(|m| {
-        !m.away
-            && m.capacity
-                .is_none_or(|c| s.open.get(m.email).copied().unwrap_or(0) < c)
-    });
+    let anyone = members.iter().any(|m| m.available(&s));
     if uses_rr && !sticky_hit && anyone {
         s.round_robin = match state {
             State::Live(tx) => tx.next_round_robin(&rr_name).await?,

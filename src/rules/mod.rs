@@ -443,6 +443,10 @@ pub struct RuleSet {
     pub teams: Vec<Team>,
     subject_filter: Option<Prefilter>,
     body_filter: Option<Prefilter>,
+    /// Set by `prepare`: some rule reads `customer_known`.
+    customer_known_used: bool,
+    /// Set by `prepare`: some rule reads the mail's new text.
+    text_used: bool,
 }
 
 impl RuleSet {
@@ -457,6 +461,8 @@ impl RuleSet {
             teams,
             subject_filter: None,
             body_filter: None,
+            customer_known_used: false,
+            text_used: false,
         };
         set.prepare();
         set
@@ -475,15 +481,21 @@ impl RuleSet {
         }
         self.subject_filter = Prefilter::build(subject.into_iter());
         self.body_filter = Prefilter::build(body.into_iter());
+        let conditions = || self.rules.iter().flat_map(|r| r.conditions.iter());
+        self.customer_known_used = conditions().any(|c| matches!(c, Condition::CustomerKnown(_)));
+        self.text_used =
+            conditions().any(|c| matches!(c, Condition::Body(_) | Condition::Language(_)));
+    }
+
+    /// Whether any rule reads the mail's new text (`body`, `language`):
+    /// finding it is skipped otherwise.
+    pub fn uses_text(&self) -> bool {
+        self.text_used
     }
 
     /// Whether any rule reads `customer_known` (a database query per mail).
     pub fn uses_customer_known(&self) -> bool {
-        self.rules.iter().any(|r| {
-            r.conditions
-                .iter()
-                .any(|c| matches!(c, Condition::CustomerKnown(_)))
-        })
+        self.customer_known_used
     }
 }
 
@@ -873,6 +885,16 @@ pub struct Member<'a> {
     pub capacity: Option<i64>,
 }
 
+impl Member<'_> {
+    /// Not away and below capacity.
+    pub fn available(&self, s: &TeamState) -> bool {
+        !self.away
+            && self
+                .capacity
+                .is_none_or(|c| s.open.get(self.email).copied().unwrap_or(0) < c)
+    }
+}
+
 /// What a strategy may read (from the database, or empty for `rules test`).
 #[derive(Debug, Clone, Default)]
 pub struct TeamState {
@@ -895,7 +917,7 @@ pub struct Pick {
 /// are skipped; `None` when nobody is available.
 pub fn pick(members: &[Member<'_>], strategy: Strategy, fallback: Strategy, s: &TeamState) -> Pick {
     let open = |e: &str| s.open.get(e).copied().unwrap_or(0);
-    let available = |m: &Member<'_>| !m.away && m.capacity.is_none_or(|c| open(m.email) < c);
+    let available = |m: &Member<'_>| m.available(s);
     if !members.iter().any(available) {
         return Pick {
             assignee: None,
