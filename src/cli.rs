@@ -69,6 +69,10 @@ pub enum MailCommand {
         file: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Read it as this department would (its `fallback_charset`).
+        /// Default: the first department of the config, if one loads.
+        #[arg(long)]
+        department: Option<String>,
     },
     /// Classify a labelled set of mails and print precision/recall per
     /// class and the share of reply texts extracted exactly.
@@ -396,7 +400,11 @@ async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<Exit
 
 fn mail(config_path: &Path, cmd: MailCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        MailCommand::Inspect { file, json } => {
+        MailCommand::Inspect {
+            file,
+            json,
+            department,
+        } => {
             let raw = read_input(Some(&file))?;
             // The config (when it loads) says which addresses are ours and
             // which ticket keys to strip; inspecting works without one.
@@ -406,7 +414,23 @@ fn mail(config_path: &Path, cmd: MailCommand) -> anyhow::Result<ExitCode> {
                 .map(|c| c.our_addresses())
                 .unwrap_or_default();
             let keys = config.as_ref().map(|c| c.keys()).unwrap_or_default();
-            let i = crate::inspect::inspect(&raw, &ours, &keys);
+            let dept = match (&config, &department) {
+                (Some(c), Some(key)) => Some(
+                    c.department(key)
+                        .with_context(|| format!("no department `{key}` in the config"))?,
+                ),
+                (Some(c), None) => c.departments.first(),
+                (None, Some(_)) => anyhow::bail!("--department needs a config that loads"),
+                (None, None) => None,
+            };
+            let i = crate::inspect::inspect(
+                &raw,
+                &crate::inspect::Options {
+                    ours: &ours,
+                    keys: &keys,
+                    fallback_charset: dept.and_then(|d| d.fallback_charset.as_deref()),
+                },
+            );
             if json {
                 println!("{}", serde_json::to_string_pretty(&i)?);
             } else {
@@ -528,6 +552,7 @@ fn message_json(m: &MessageRecord) -> Value {
     json!({
         "direction": m.direction,
         "kind": m.kind,
+        "class": m.class,
         "class_reason": m.class_reason,
         "author": m.author,
         "from": m.from_email,
@@ -538,10 +563,14 @@ fn message_json(m: &MessageRecord) -> Value {
         "message_id": m.internet_message_id,
         "in_reply_to": m.in_reply_to,
         "thread_signal": m.thread_signal,
-        "text": m.body_text,
+        "text": m.new_text.as_deref().unwrap_or(&m.body_text),
+        "body": m.body_text,
         "problems": m.problems,
         "delivery": m.delivery,
         "delivery_error": m.delivery_error,
+        "bounced": m.bounced_at.is_some(),
+        "bounced_at": m.bounced_at.map(time),
+        "bounce": m.bounce_detail,
         "created_at": time(m.created_at),
         "attachments": m.attachments.iter().map(|a| json!({
             "filename": a.filename,
@@ -607,11 +636,11 @@ fn print_ticket(t: &Ticket, linked: Option<&str>, messages: &[MessageRecord]) {
     for m in messages {
         println!();
         let who = m.author.as_deref().unwrap_or(&m.from_email);
-        let delivery = m
-            .delivery
-            .as_deref()
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
+        let delivery = match (&m.bounced_at, m.delivery.as_deref()) {
+            (Some(_), _) => " (bounced)".to_string(),
+            (None, Some(d)) => format!(" ({d})"),
+            (None, None) => String::new(),
+        };
         println!(
             "--- {} {} {} from {}{}",
             time(m.created_at),
@@ -631,6 +660,18 @@ fn print_ticket(t: &Ticket, linked: Option<&str>, messages: &[MessageRecord]) {
                 a.size
             );
         }
-        println!("{}", m.body_text.trim_end());
+        if let Some(b) = &m.bounce_detail {
+            println!("!!! bounce: {b}");
+        }
+        let text = m.new_text.as_deref().unwrap_or(&m.body_text);
+        println!("{}", text.trim_end());
+        let hidden = m
+            .body_text
+            .lines()
+            .count()
+            .saturating_sub(text.lines().count());
+        if hidden > 0 {
+            println!("[{hidden} more lines of quoted history or signature: --json shows `body`]");
+        }
     }
 }

@@ -175,6 +175,10 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "secret",
             "max_message_size",
             "auto_reply_limit_per_hour",
+            "auto_mail_per_ticket_per_hour",
+            "bounce_suppress_after",
+            "bounce_suppress_for",
+            "installation",
             "templates_dir",
             "timezone",
         ],
@@ -189,6 +193,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "default_assignee",
             "templates_dir",
             "categories",
+            "fallback_charset",
             "imap",
             "smtp",
         ],
@@ -228,6 +233,10 @@ struct RawGeneral {
     secret: Option<Spanned<String>>,
     max_message_size: Option<Spanned<SizeValue>>,
     auto_reply_limit_per_hour: Option<Spanned<i64>>,
+    auto_mail_per_ticket_per_hour: Option<Spanned<i64>>,
+    bounce_suppress_after: Option<Spanned<i64>>,
+    bounce_suppress_for: Option<Spanned<String>>,
+    installation: Option<Spanned<String>>,
     templates_dir: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
 }
@@ -257,6 +266,7 @@ struct RawDepartment {
     templates_dir: Option<Spanned<String>>,
     #[serde(default)]
     categories: Vec<Spanned<String>>,
+    fallback_charset: Option<Spanned<String>>,
     imap: Option<Spanned<RawImap>>,
     smtp: Option<Spanned<RawSmtp>>,
 }
@@ -343,6 +353,16 @@ pub struct General {
     pub secret: SecretSource,
     pub max_message_size: u64,
     pub auto_reply_limit_per_hour: i64,
+    /// At most this many automatic mails (acknowledgements, rejections,
+    /// notifications, bounce notices) per ticket per hour.
+    pub auto_mail_per_ticket_per_hour: i64,
+    /// This many hard bounces from one address within `bounce_suppress_for`
+    /// stop automatic mail to it for `bounce_suppress_for`.
+    pub bounce_suppress_after: i64,
+    pub bounce_suppress_for: Duration,
+    /// Names this installation in the `X-Helpdesk-Loop` header of every
+    /// automatic mail; mail carrying our own name is a loop.
+    pub installation: String,
     /// For `hours` in rules without their own `timezone`. Default: UTC.
     pub timezone: (jiff::tz::TimeZone, String),
 }
@@ -415,6 +435,9 @@ pub struct Department {
     pub templates: HashMap<templates::Kind, Template>,
     /// Declared categories (what rules may set).
     pub categories: Vec<String>,
+    /// Charset for undeclared 8-bit bytes that are not UTF-8 (and not in
+    /// a charset the mail's text declares). Default: windows-1252.
+    pub fallback_charset: Option<String>,
     /// Templates named by rules (`auto_reply = "vip"`, `reject = ...`).
     pub named_templates: HashMap<String, Template>,
     /// Where template overrides are looked up, in order.
@@ -795,6 +818,51 @@ fn compile<'a>(
             0
         }
     };
+    let count = |c: &mut Collector, v: &Option<Spanned<i64>>, key: &str, default: i64| match v {
+        None => default,
+        Some(v) if *v.get_ref() >= 0 => *v.get_ref(),
+        Some(v) => {
+            c.error(v.span(), &format!("general.{key}"), "must be zero or more");
+            0
+        }
+    };
+    let auto_mail_per_ticket_per_hour = count(
+        c,
+        &general.auto_mail_per_ticket_per_hour,
+        "auto_mail_per_ticket_per_hour",
+        5,
+    );
+    let bounce_suppress_after = count(
+        c,
+        &general.bounce_suppress_after,
+        "bounce_suppress_after",
+        3,
+    );
+    let bounce_suppress_for = match &general.bounce_suppress_for {
+        None => Duration::from_secs(7 * 86400),
+        Some(v) => parse_duration(v.get_ref()).unwrap_or_else(|e| {
+            c.error(v.span(), "general.bounce_suppress_for", e);
+            Duration::ZERO
+        }),
+    };
+    let installation = match &general.installation {
+        None => default_installation(),
+        Some(v) => {
+            let name = v.get_ref().trim();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ".-_@".contains(ch))
+            {
+                c.error(
+                    v.span(),
+                    "general.installation",
+                    "use letters, digits, `.`, `-`, `_` and `@` only (it goes into a mail header)",
+                );
+            }
+            name.to_string()
+        }
+    };
     let timezone = match &general.timezone {
         None => (jiff::tz::TimeZone::UTC, "UTC".to_string()),
         Some(tz) => match jiff::tz::TimeZone::get(tz.get_ref()) {
@@ -986,6 +1054,17 @@ fn compile<'a>(
                 Duration::ZERO
             }),
         };
+        let fallback_charset = d.fallback_charset.as_ref().map(|v| {
+            let name = v.get_ref().trim().to_string();
+            if mail_parser::decoders::charsets::map::charset_decoder(name.as_bytes()).is_none() {
+                c.error(
+                    v.span(),
+                    &format!("{at}.fallback_charset"),
+                    format!("unknown charset `{name}` (e.g. windows-1254, iso-8859-2, koi8-r)"),
+                );
+            }
+            name
+        });
         let after_ingest = match &d.after_ingest {
             None => AfterIngest::Keep,
             Some(v) => parse_after_ingest(v.get_ref()).unwrap_or_else(|e| {
@@ -1072,6 +1151,7 @@ fn compile<'a>(
             reopen_within,
             after_ingest,
             default_assignee,
+            fallback_charset,
             imap,
             smtp,
             templates: tpls,
@@ -1180,6 +1260,10 @@ fn compile<'a>(
             secret: secret?,
             max_message_size,
             auto_reply_limit_per_hour,
+            auto_mail_per_ticket_per_hour,
+            bounce_suppress_after,
+            bounce_suppress_for,
+            installation,
             timezone,
         },
         database: Database {
@@ -1464,6 +1548,21 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// `30d`, `12h`, `1h30m`, `90s`, `500ms`.
+/// `helpdesk@<host name>`: unique per machine; daemons sharing one
+/// database should set the same `installation`.
+fn default_installation() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
+        })
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("helpdesk@{host}")
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let err = || format!("`{s}`: expected a duration such as 30d, 12h, 15m, 90s or 500ms");
     let mut rest = s.trim();

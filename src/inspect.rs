@@ -42,10 +42,26 @@ pub struct Inspection {
     pub charset_issues: Vec<String>,
 }
 
-/// Reads one mail. `ours` are the department addresses and `keys` the
-/// ticket-reference keys, when a config is at hand.
-pub fn inspect(raw: &[u8], ours: &[&str], keys: &[&str]) -> Inspection {
-    let mail = parse::parse(raw);
+/// What a config adds to reading a mail; all empty without one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// The department addresses (our own mail coming back is a loop).
+    pub ours: &'a [&'a str],
+    /// Ticket-reference keys stripped from `subject_clean`.
+    pub keys: &'a [&'a str],
+    /// The department's charset for undeclared 8-bit bytes.
+    pub fallback_charset: Option<&'a str>,
+}
+
+/// Reads one mail the way the daemon does.
+pub fn inspect(raw: &[u8], options: &Options<'_>) -> Inspection {
+    let (ours, keys) = (options.ours, options.keys);
+    let mail = parse::parse_with(
+        raw,
+        parse::Options {
+            fallback_charset: options.fallback_charset,
+        },
+    );
     let (class, class_reason) = classify::classify(&mail, ours);
     let bounce = (class == Class::Bounce).then(|| bounce::parse(raw, mail.message_id.as_deref()));
     let split = quote::split(&mail.text);
@@ -154,15 +170,17 @@ pub fn score(labels: &[Label]) -> anyhow::Result<Score> {
     for l in labels {
         let raw =
             std::fs::read(&l.path).with_context(|| format!("reading {}", l.path.display()))?;
-        let raw = if l.path.extension().is_some_and(|e| e == "txt") && !looks_like_mail(&raw) {
+        let ext = l.path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let raw = if matches!(ext, "txt" | "html" | "htm") && !looks_like_mail(&raw) {
             // A bare body (reply corpora): wrap it as a mail.
-            let mut m = b"From: someone@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
+            let kind = if ext == "txt" { "plain" } else { "html" };
+            let mut m = format!("From: someone@example.org\r\nSubject: x\r\nContent-Type: text/{kind}; charset=utf-8\r\n\r\n").into_bytes();
             m.extend_from_slice(&raw);
             m
         } else {
             raw
         };
-        let i = inspect(&raw, &[], &[]);
+        let i = inspect(&raw, &Options::default());
         s.mails += 1;
         if let Some(want) = l.class {
             *s.confusion

@@ -23,9 +23,11 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::{Config, Department};
-use crate::mail::classify;
+use crate::mail::bounce;
+use crate::mail::classify::{self, Class};
 use crate::mail::compose::{self, Author, Outgoing};
 use crate::mail::parse::{self, Inbound, Mailbox};
+use crate::mail::quote;
 use crate::mail::thread;
 use crate::mail::token;
 use crate::routing;
@@ -526,14 +528,27 @@ impl Pipeline {
             }
         } else if raw.len() > 256 * 1024 {
             let raw = raw.clone();
-            tokio::task::spawn_blocking(move || parse::parse(&raw))
-                .await
-                .unwrap_or_else(|_| Inbound {
-                    problems: vec!["the parser crashed on this mail".into()],
-                    ..Inbound::default()
-                })
+            let fallback = department.fallback_charset.clone();
+            tokio::task::spawn_blocking(move || {
+                parse::parse_with(
+                    &raw,
+                    parse::Options {
+                        fallback_charset: fallback.as_deref(),
+                    },
+                )
+            })
+            .await
+            .unwrap_or_else(|_| Inbound {
+                problems: vec!["the parser crashed on this mail".into()],
+                ..Inbound::default()
+            })
         } else {
-            parse::parse(raw)
+            parse::parse_with(
+                raw,
+                parse::Options {
+                    fallback_charset: department.fallback_charset.as_deref(),
+                },
+            )
         };
         if r.item.truncated {
             mail.problems.push(format!(
@@ -576,7 +591,8 @@ impl Pipeline {
         if duplicate {
             return Ok(Outcome::Duplicate);
         }
-        self.apply(tx, department, raw_id, mail, now).await
+        self.apply(tx, department, raw_id, &r.item.raw, mail, now)
+            .await
     }
 
     async fn apply(
@@ -584,6 +600,7 @@ impl Pipeline {
         tx: &mut Tx,
         department: &Department,
         raw_id: i64,
+        raw: &[u8],
         mail: &Inbound,
         now: i64,
     ) -> anyhow::Result<Outcome> {
@@ -594,33 +611,66 @@ impl Pipeline {
             .cloned()
             .unwrap_or_else(|| Arc::new(department.clone()));
         let ours = config.our_addresses();
-        let automatic = classify::automatic(mail, &ours);
+        let (class, class_reason) = classify_mail(mail, &ours, &config.general.installation);
         let sender = mail.from.as_ref().map(|m| m.email.as_str()).unwrap_or("");
+        if class == Class::Bounce {
+            return self
+                .apply_bounce(tx, &config, &arrival, raw_id, raw, mail, &class_reason, now)
+                .await;
+        }
 
         let (found, found_signal) =
             find_ticket(tx, &config, &self.secret, mail, sender, &ours).await?;
+        if matches!(class, Class::AutoReply | Class::Loop) {
+            return self
+                .set_aside(
+                    tx,
+                    &config,
+                    &arrival,
+                    raw_id,
+                    mail,
+                    (class, &class_reason),
+                    found.map(|t| (t, found_signal)),
+                    now,
+                )
+                .await;
+        }
         // A reply to a ticket closed longer than reopen_within opens a new
         // one: the rules see it as new.
         let stale = found.as_ref().is_some_and(|t| {
             t.status == Status::Closed
-                && automatic.is_none()
                 && now - t.closed_at.unwrap_or(t.updated_at)
                     > arrival.reopen_within.as_millis() as i64
         });
         let existing = if stale { None } else { found.as_ref() };
-        let plan = routing::plan(
+        let mut plan = routing::plan(
             &config,
             &mut routing::State::Live(tx),
             &arrival,
             existing,
             mail,
-            automatic.as_deref(),
+            None,
             now,
             None,
         )
         .await?;
+        match class {
+            // Marked as spam by a filter upstream: kept like rule spam.
+            Class::Spam => {
+                plan.spam = true;
+                plan.assignee = None;
+                plan.notify.clear();
+                plan.auto_reply = routing::AutoReplyPlan::Off(format!("spam: {class_reason}"));
+            }
+            // RFC 3834 §2: never answer lists or bulk mail.
+            Class::List => {
+                plan.auto_reply =
+                    routing::AutoReplyPlan::Off(format!("list or bulk mail: {class_reason}"));
+            }
+            _ => {}
+        }
         // Mail the rules set aside changes no status.
-        let quiet = automatic.is_some() || plan.spam || plan.reject.is_some();
+        let quiet = plan.spam || plan.reject.is_some();
         let target = plan.department.clone();
 
         let (ticket, signal) = match found {
@@ -702,22 +752,22 @@ impl Pipeline {
         }
 
         let problems = (!mail.problems.is_empty()).then(|| mail.problems.join("; "));
-        let kind = if automatic.is_some() {
-            "auto_reply"
-        } else if plan.spam {
+        let kind = if plan.spam {
             "spam"
         } else if plan.reject.is_some() {
             "rejected"
         } else {
-            "customer"
+            class.as_str()
         };
+        let new_text = quote::split(&mail.text).text;
         let message_id = tx
             .insert_message(&NewMessage {
                 ticket_id: ticket.ticket_id,
                 raw_message_id: Some(raw_id),
                 direction: "in",
                 kind,
-                class_reason: automatic.as_deref(),
+                class: Some(class.as_str()),
+                class_reason: (class != Class::Customer).then_some(class_reason.as_str()),
                 thread_signal: Some(signal.as_str()),
                 author: None,
                 from_email: sender,
@@ -731,6 +781,7 @@ impl Pipeline {
                     .filter(|s| !s.is_empty())
                     .map(|s| s.as_str()),
                 body_text: &mail.text,
+                new_text: Some(new_text),
                 problems: problems.as_deref(),
                 created_at: now,
             })
@@ -746,9 +797,7 @@ impl Pipeline {
         }
 
         let mut acknowledged = false;
-        if let Some(name) = &plan.reject
-            && automatic.is_none()
-        {
+        if let Some(name) = &plan.reject {
             let template = target
                 .named_templates
                 .get(name)
@@ -802,7 +851,15 @@ impl Pipeline {
             };
         }
         if self
-            .notify(tx, &config, &target, &ticket, &plan, now)
+            .notify(
+                tx,
+                &config,
+                &target,
+                &ticket,
+                &plan,
+                &excerpt(new_text),
+                now,
+            )
             .await?
             || plan.reject.is_some()
         {
@@ -813,6 +870,383 @@ impl Pipeline {
             signal,
             acknowledged,
         })
+    }
+
+    /// Auto-replies and loops: stored on the ticket they answer (or, when
+    /// they answer none, on a closed ticket hidden from listings), never
+    /// acknowledged, never a status change, nobody notified.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_aside(
+        &self,
+        tx: &mut Tx,
+        config: &Config,
+        arrival: &Department,
+        raw_id: i64,
+        mail: &Inbound,
+        (class, reason): (Class, &str),
+        found: Option<(Ticket, Signal)>,
+        now: i64,
+    ) -> anyhow::Result<Outcome> {
+        let (ticket, signal) = match found {
+            Some(found) => found,
+            None => {
+                let ticket = self
+                    .hidden_ticket(tx, config, arrival, mail, class, now)
+                    .await?;
+                (ticket, Signal::New)
+            }
+        };
+        self.store_inbound(tx, &ticket, raw_id, mail, (class, reason), signal, now)
+            .await?;
+        info!(ticket = %ticket.reference, class = class.as_str(), reason, "automatic mail stored");
+        Ok(Outcome::Stored {
+            reference: ticket.reference,
+            signal,
+            acknowledged: false,
+        })
+    }
+
+    /// A closed ticket, hidden from default listings (`disposition` = the
+    /// class), for automatic mail that answers none of ours.
+    async fn hidden_ticket(
+        &self,
+        tx: &mut Tx,
+        config: &Config,
+        department: &Department,
+        mail: &Inbound,
+        class: Class,
+        now: i64,
+    ) -> anyhow::Result<Ticket> {
+        let customer = mail.from.as_ref();
+        tx.insert_ticket(&NewTicket {
+            department: &department.key,
+            subject: &thread::clean_subject(&mail.subject, &config.keys()),
+            customer_email: customer.map_or("", |m| m.email.as_str()),
+            customer_name: customer.and_then(|m| m.name.as_deref()),
+            assignee: None,
+            linked_ticket_id: None,
+            priority: "low",
+            category: None,
+            tags: "",
+            disposition: Some(class.as_str()),
+            now,
+        })
+        .await
+    }
+
+    /// The inbound message row and its attachments, without any other
+    /// effect on the ticket.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_inbound(
+        &self,
+        tx: &mut Tx,
+        ticket: &Ticket,
+        raw_id: i64,
+        mail: &Inbound,
+        (class, reason): (Class, &str),
+        signal: Signal,
+        now: i64,
+    ) -> anyhow::Result<i64> {
+        let problems = (!mail.problems.is_empty()).then(|| mail.problems.join("; "));
+        let new_text = quote::split(&mail.text).text;
+        let message_id = tx
+            .insert_message(&NewMessage {
+                ticket_id: ticket.ticket_id,
+                raw_message_id: Some(raw_id),
+                direction: "in",
+                kind: class.as_str(),
+                class: Some(class.as_str()),
+                class_reason: Some(reason),
+                thread_signal: Some(signal.as_str()),
+                author: None,
+                from_email: mail.from.as_ref().map_or("", |m| m.email.as_str()),
+                from_name: mail.from.as_ref().and_then(|m| m.name.as_deref()),
+                to_list: &join(&mail.to),
+                cc_list: &join(&mail.cc),
+                subject: &mail.subject,
+                internet_message_id: mail.message_id.as_deref(),
+                in_reply_to: mail.in_reply_to.first().map(String::as_str),
+                references_list: Some(&mail.references.join(" "))
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.as_str()),
+                body_text: &mail.text,
+                new_text: Some(new_text),
+                problems: problems.as_deref(),
+                created_at: now,
+            })
+            .await?;
+        for a in &mail.attachments {
+            tx.insert_attachment(
+                message_id,
+                a.filename.as_deref(),
+                &a.content_type,
+                &a.content,
+            )
+            .await?;
+        }
+        Ok(message_id)
+    }
+
+    /// A bounce: attached to the ticket of the outbound mail that bounced
+    /// (by the returned Message-ID, else the newest mail to a failed
+    /// recipient), which is marked bounced; hard bounces count towards
+    /// suppressing automatic mail to the address; the assignee hears of it
+    /// once. Never a new (visible) ticket, never an acknowledgement.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_bounce(
+        &self,
+        tx: &mut Tx,
+        config: &Config,
+        arrival: &Department,
+        raw_id: i64,
+        raw: &[u8],
+        mail: &Inbound,
+        reason: &str,
+        now: i64,
+    ) -> anyhow::Result<Outcome> {
+        let report = bounce::parse(raw, mail.message_id.as_deref());
+        let mut outbound = None;
+        if let Some(id) = &report.original_message_id {
+            outbound = tx.outbound_by_message_id(id).await?;
+        }
+        if outbound.is_none() {
+            let since = now - BOUNCE_LOOKBACK_MS;
+            for r in &report.recipients {
+                outbound = tx.latest_outbound_to(r, since).await?;
+                if outbound.is_some() {
+                    break;
+                }
+            }
+        }
+        let found = match &outbound {
+            Some(o) => tx.ticket_by_id(o.ticket_id).await?,
+            None => None,
+        };
+        let (ticket, signal) = match found {
+            Some(t) => (t, Signal::References),
+            None => {
+                let ours = config.our_addresses();
+                let sender = mail.from.as_ref().map_or("", |m| m.email.as_str());
+                match find_ticket(tx, config, &self.secret, mail, sender, &ours).await? {
+                    (Some(t), signal) => (t, signal),
+                    (None, _) => (
+                        self.hidden_ticket(tx, config, arrival, mail, Class::Bounce, now)
+                            .await?,
+                        Signal::New,
+                    ),
+                }
+            }
+        };
+        self.store_inbound(
+            tx,
+            &ticket,
+            raw_id,
+            mail,
+            (Class::Bounce, reason),
+            signal,
+            now,
+        )
+        .await?;
+
+        let failed = bounce_failed(&report);
+        let detail = bounce_summary(&report);
+        tx.insert_event(ticket.ticket_id, "bounce", None, Some(&detail), now)
+            .await?;
+        info!(ticket = %ticket.reference, failed, detail = %detail, "bounce stored");
+        if failed && !report.status.as_deref().is_some_and(|s| s.starts_with('4')) {
+            let window = config.general.bounce_suppress_for.as_millis() as i64;
+            for r in &report.recipients {
+                if let Some(until) = tx
+                    .record_hard_bounce(r, now, window, config.general.bounce_suppress_after)
+                    .await?
+                {
+                    warn!(address = %r, until = %crate::format_ms(until), "address bounced repeatedly: automatic mail to it suppressed");
+                    tx.insert_event(
+                        ticket.ticket_id,
+                        "suppressed",
+                        None,
+                        Some(&format!(
+                            "{r} bounced {} times: no automatic mail to it until {}",
+                            config.general.bounce_suppress_after,
+                            crate::format_ms(until)
+                        )),
+                        now,
+                    )
+                    .await?;
+                }
+            }
+        }
+        let Some(o) = outbound else {
+            return Ok(Outcome::Stored {
+                reference: ticket.reference,
+                signal,
+                acknowledged: false,
+            });
+        };
+        tx.mark_bounced(o.message_id, &detail, failed, now).await?;
+        // Once per bounced mail, and never about mail to staff (a bouncing
+        // staff address would otherwise be told of its own bounces).
+        let tell = failed
+            && o.bounced_at.is_none()
+            && !matches!(o.kind.as_str(), "notification" | "bounce_notice");
+        if tell {
+            let department = config
+                .department(&ticket.department)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(arrival.clone()));
+            let to = match &ticket.assignee {
+                Some(a) => vec![a.clone()],
+                None => routing::managers(config, &ticket.department),
+            };
+            if self
+                .staff_mail(
+                    tx,
+                    config,
+                    &department,
+                    &ticket,
+                    &to,
+                    templates::Kind::Bounce,
+                    &detail,
+                    now,
+                )
+                .await?
+            {
+                self.queued_other.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(Outcome::Stored {
+            reference: ticket.reference,
+            signal,
+            acknowledged: false,
+        })
+    }
+
+    /// Whether automatic mail to `recipient` on `ticket` must be held back:
+    /// the address bounced repeatedly, the ticket had its share this hour,
+    /// or (for replies to a sender, `per_sender`) the sender had theirs.
+    /// A held-back mail is counted and noted on the ticket.
+    async fn hold_back(
+        &self,
+        tx: &mut Tx,
+        config: &Config,
+        ticket: &Ticket,
+        recipient: &str,
+        per_sender: bool,
+        now: i64,
+    ) -> anyhow::Result<Option<String>> {
+        let hour_ago = now - 3_600_000;
+        let why = if let Some(until) = tx.suppressed_until(recipient, now).await? {
+            Some((
+                "bounced_address",
+                format!(
+                    "{recipient} bounced repeatedly: no automatic mail to it until {}",
+                    crate::format_ms(until)
+                ),
+            ))
+        } else if per_sender
+            && tx.auto_replies_since(recipient, hour_ago).await?
+                >= config.general.auto_reply_limit_per_hour
+        {
+            Some((
+                "sender_limit",
+                format!("auto_reply_limit_per_hour reached for {recipient}"),
+            ))
+        } else if tx.automatic_mail_since(ticket.ticket_id, hour_ago).await?
+            >= config.general.auto_mail_per_ticket_per_hour
+        {
+            Some((
+                "ticket_limit",
+                format!(
+                    "auto_mail_per_ticket_per_hour reached on {}",
+                    ticket.reference
+                ),
+            ))
+        } else {
+            None
+        };
+        let Some((counter, why)) = why else {
+            return Ok(None);
+        };
+        warn!(ticket = %ticket.reference, to = %recipient, "automatic mail suppressed: {why}");
+        tx.insert_event(ticket.ticket_id, "suppressed", None, Some(&why), now)
+            .await?;
+        tx.bump_counter("auto_mail_suppressed", 1).await?;
+        tx.bump_counter(&format!("auto_mail_suppressed.{counter}"), 1)
+            .await?;
+        Ok(Some(why))
+    }
+
+    /// Mail from the department to staff (`kind` names the template);
+    /// returns whether any was queued.
+    #[allow(clippy::too_many_arguments)]
+    async fn staff_mail(
+        &self,
+        tx: &mut Tx,
+        config: &Config,
+        department: &Department,
+        ticket: &Ticket,
+        to: &[String],
+        kind: templates::Kind,
+        detail: &str,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let mut queued = false;
+        for email in to {
+            if self
+                .hold_back(tx, config, ticket, email, false, now)
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            let name = config.staff_member(email).map(|s| s.name.clone());
+            let to = [Mailbox {
+                name,
+                email: email.clone(),
+            }];
+            let customer = match &ticket.customer_name {
+                Some(n) => format!("{n} <{}>", ticket.customer_email),
+                None => ticket.customer_email.clone(),
+            };
+            let (subject, body) = department.template(kind).render(&templates::Values {
+                reference: &ticket.reference,
+                subject: &ticket.subject,
+                department: &department.name,
+                customer_name: &customer,
+                detail,
+            });
+            let result = queue_mail(
+                tx,
+                department,
+                ticket,
+                &self.secret,
+                QueuedMail {
+                    kind: if kind == templates::Kind::Bounce {
+                        "bounce_notice"
+                    } else {
+                        "notification"
+                    },
+                    author: Author::AutoGenerated,
+                    staff: None,
+                    to: &to,
+                    cc: &[],
+                    subject: &subject,
+                    body: &body,
+                    in_reply_to: None,
+                    references: &[],
+                    installation: &config.general.installation,
+                },
+                now,
+            )
+            .await;
+            match result {
+                Ok(()) => queued = true,
+                Err(e) => {
+                    warn!(ticket = %ticket.reference, to = %email, error = %e, "no staff mail")
+                }
+            }
+        }
+        Ok(queued)
     }
 
     /// What the rules change on a ticket a mail threads into.
@@ -930,55 +1364,20 @@ impl Pipeline {
         department: &Department,
         ticket: &Ticket,
         plan: &routing::Plan,
+        excerpt: &str,
         now: i64,
     ) -> anyhow::Result<bool> {
-        let mut queued = false;
-        for email in &plan.notify {
-            let name = config.staff_member(email).map(|s| s.name.clone());
-            let to = [Mailbox {
-                name,
-                email: email.clone(),
-            }];
-            let customer = match &ticket.customer_name {
-                Some(n) => format!("{n} <{}>", ticket.customer_email),
-                None => ticket.customer_email.clone(),
-            };
-            let (subject, body) =
-                department
-                    .template(templates::Kind::Notification)
-                    .render(&templates::Values {
-                        reference: &ticket.reference,
-                        subject: &ticket.subject,
-                        department: &department.name,
-                        customer_name: &customer,
-                    });
-            let result = queue_mail(
-                tx,
-                department,
-                ticket,
-                &self.secret,
-                QueuedMail {
-                    kind: "notification",
-                    author: Author::AutoGenerated,
-                    staff: None,
-                    to: &to,
-                    cc: &[],
-                    subject: &subject,
-                    body: &body,
-                    in_reply_to: None,
-                    references: &[],
-                },
-                now,
-            )
-            .await;
-            match result {
-                Ok(()) => queued = true,
-                Err(e) => {
-                    warn!(ticket = %ticket.reference, to = %email, error = %e, "no notification")
-                }
-            }
-        }
-        Ok(queued)
+        self.staff_mail(
+            tx,
+            config,
+            department,
+            ticket,
+            &plan.notify,
+            templates::Kind::Notification,
+            excerpt,
+            now,
+        )
+        .await
     }
 
     /// Queues an automatic reply to the sender (acknowledgement or
@@ -999,19 +1398,11 @@ impl Pipeline {
         let Some(customer) = &mail.from else {
             return Ok(false);
         };
-        let sent = tx
-            .auto_replies_since(&customer.email, now - 3_600_000)
-            .await?;
-        if sent >= config.general.auto_reply_limit_per_hour {
-            warn!(sender = %customer.email, sent, "automatic reply suppressed by auto_reply_limit_per_hour");
-            tx.insert_event(
-                ticket.ticket_id,
-                "no_acknowledgement",
-                None,
-                Some("auto_reply_limit_per_hour reached"),
-                now,
-            )
-            .await?;
+        if self
+            .hold_back(tx, config, ticket, &customer.email, true, now)
+            .await?
+            .is_some()
+        {
             return Ok(false);
         }
         let (subject, body) = template.render(&templates::Values {
@@ -1019,6 +1410,7 @@ impl Pipeline {
             subject: &ticket.subject,
             department: &department.name,
             customer_name: customer.name.as_deref().unwrap_or(&customer.email),
+            detail: "",
         });
         let mut references = mail.references.clone();
         references.extend(mail.message_id.clone());
@@ -1042,6 +1434,7 @@ impl Pipeline {
                 body: &body,
                 in_reply_to: mail.message_id.as_deref(),
                 references: &references,
+                installation: &config.general.installation,
             },
             now,
         )
@@ -1120,6 +1513,81 @@ fn join(list: &[Mailbox]) -> String {
         .join(", ")
 }
 
+/// How far back a bounce without the original Message-ID is matched to
+/// our newest mail to its failed recipient.
+const BOUNCE_LOOKBACK_MS: i64 = 30 * 86_400_000;
+/// Most of the customer's new text quoted in a notification.
+const MAX_EXCERPT: usize = 2000;
+
+/// Whether a bounce reports a failed delivery (not a delay, relay or
+/// success notice). A bounce that says nothing either way failed.
+fn bounce_failed(b: &bounce::Bounce) -> bool {
+    match b.action.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("failed") => true,
+        Some(_) => false,
+        None => !b
+            .status
+            .as_deref()
+            .is_some_and(|s| s.starts_with('4') || s.starts_with('2')),
+    }
+}
+
+/// One line for the ticket history and the staff notice.
+fn bounce_summary(b: &bounce::Bounce) -> String {
+    let mut out = if b.recipients.is_empty() {
+        "recipient unknown".to_string()
+    } else {
+        b.recipients.join(", ")
+    };
+    out.push_str(": ");
+    out.push_str(
+        b.action
+            .as_deref()
+            .unwrap_or(if bounce_failed(b) { "failed" } else { "notice" }),
+    );
+    if let Some(s) = &b.status {
+        out.push_str(&format!(" ({s})"));
+    }
+    if let Some(d) = &b.diagnostic {
+        out.push_str(" — ");
+        out.push_str(&parse::clean_text(d, 500));
+    }
+    out
+}
+
+/// The start of the customer's new text, for notifications.
+fn excerpt(text: &str) -> String {
+    let text = text.trim();
+    if text.len() <= MAX_EXCERPT {
+        return text.to_string();
+    }
+    let mut end = MAX_EXCERPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} […]", &text[..end])
+}
+
+/// The class of an inbound mail: our own automatic mail coming back
+/// (`X-Helpdesk-Loop` naming this installation) is a loop; otherwise
+/// `classify::classify` decides.
+fn classify_mail(mail: &Inbound, ours: &[&str], installation: &str) -> (Class, String) {
+    let own = mail.headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case(compose::LOOP_HEADER)
+            && value.trim().eq_ignore_ascii_case(installation)
+    });
+    if own {
+        return (
+            Class::Loop,
+            format!(
+                "{}: {installation} (our own automatic mail)",
+                compose::LOOP_HEADER
+            ),
+        );
+    }
+    classify::classify(mail, ours)
+}
+
 /// An outgoing mail before composition.
 pub struct QueuedMail<'a> {
     /// `message.kind` and `outbox.kind`: auto_reply, staff, closure.
@@ -1132,6 +1600,8 @@ pub struct QueuedMail<'a> {
     pub body: &'a str,
     pub in_reply_to: Option<&'a str>,
     pub references: &'a [String],
+    /// `[general] installation` (see `compose::LOOP_HEADER`).
+    pub installation: &'a str,
 }
 
 /// Composes a mail from the department address, stores it on the ticket
@@ -1160,6 +1630,7 @@ pub async fn queue_mail(
         in_reply_to: q.in_reply_to,
         references: q.references,
         author: q.author,
+        installation: q.installation,
     })
     .map_err(anyhow::Error::msg)?;
     let recipients: Vec<String> = q.to.iter().chain(q.cc).map(|m| m.email.clone()).collect();

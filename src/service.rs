@@ -124,6 +124,7 @@ impl Service<'_> {
                 body: &format!("{text}\n"),
                 in_reply_to: in_reply_to.as_deref(),
                 references: &references,
+                installation: &self.config.general.installation,
             },
             now,
         )
@@ -190,9 +191,28 @@ impl Service<'_> {
                     subject: &ticket.subject,
                     department: &department.name,
                     customer_name: customer.name.as_deref().unwrap_or(&customer.email),
+                    detail: "",
                 });
         let (in_reply_to, references) = parent(&mut tx, ticket.ticket_id).await?;
-        if !customer.email.is_empty() {
+        let suppressed = match customer.email.as_str() {
+            "" => None,
+            email => tx.suppressed_until(email, now).await?,
+        };
+        if let Some(until) = suppressed {
+            tx.insert_event(
+                ticket.ticket_id,
+                "suppressed",
+                None,
+                Some(&format!(
+                    "no closure mail: {} bounced repeatedly (automatic mail held until {})",
+                    customer.email,
+                    crate::format_ms(until)
+                )),
+                now,
+            )
+            .await?;
+            tx.bump_counter("auto_mail_suppressed", 1).await?;
+        } else if !customer.email.is_empty() {
             queue_mail(
                 &mut tx,
                 department,
@@ -208,6 +228,7 @@ impl Service<'_> {
                     body: &body,
                     in_reply_to: in_reply_to.as_deref(),
                     references: &references,
+                    installation: &self.config.general.installation,
                 },
                 now,
             )

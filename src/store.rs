@@ -126,6 +126,8 @@ pub struct MessageRecord {
     pub message_id: i64,
     pub direction: String,
     pub kind: String,
+    /// Inbound: customer, auto_reply, bounce, list, loop or spam.
+    pub class: Option<String>,
     pub class_reason: Option<String>,
     pub thread_signal: Option<String>,
     pub author: Option<String>,
@@ -138,8 +140,13 @@ pub struct MessageRecord {
     pub in_reply_to: Option<String>,
     pub references_list: Option<String>,
     pub body_text: String,
+    /// Inbound: the new text without quoted history or signature.
+    pub new_text: Option<String>,
     pub problems: Option<String>,
     pub created_at: i64,
+    /// Outbound: when a bounce reported it undelivered, and what it said.
+    pub bounced_at: Option<i64>,
+    pub bounce_detail: Option<String>,
     /// Outbound mail: queued, sent or failed.
     pub delivery: Option<String>,
     pub delivery_error: Option<String>,
@@ -154,6 +161,7 @@ pub struct NewMessage<'a> {
     pub raw_message_id: Option<i64>,
     pub direction: &'a str,
     pub kind: &'a str,
+    pub class: Option<&'a str>,
     pub class_reason: Option<&'a str>,
     pub thread_signal: Option<&'a str>,
     pub author: Option<&'a str>,
@@ -166,8 +174,18 @@ pub struct NewMessage<'a> {
     pub in_reply_to: Option<&'a str>,
     pub references_list: Option<&'a str>,
     pub body_text: &'a str,
+    pub new_text: Option<&'a str>,
     pub problems: Option<&'a str>,
     pub created_at: i64,
+}
+
+/// An outbound message a bounce may be about.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub message_id: i64,
+    pub ticket_id: i64,
+    pub kind: String,
+    pub bounced_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -286,7 +304,7 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 }
 
 fn migrations(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &'static str); 2] = match backend {
+    let files: [(i64, &str, &'static str); 3] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -297,6 +315,11 @@ fn migrations(backend: Backend) -> Migrator {
                 2,
                 "routing",
                 include_str!("../migrations/sqlite/0002_routing.sql"),
+            ),
+            (
+                3,
+                "classes",
+                include_str!("../migrations/sqlite/0003_classes.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -309,6 +332,11 @@ fn migrations(backend: Backend) -> Migrator {
                 2,
                 "routing",
                 include_str!("../migrations/postgres/0002_routing.sql"),
+            ),
+            (
+                3,
+                "classes",
+                include_str!("../migrations/postgres/0003_classes.sql"),
             ),
         ],
     };
@@ -584,9 +612,10 @@ impl Store {
 
     pub async fn messages(&self, ticket_id: i64) -> anyhow::Result<Vec<MessageRecord>> {
         let rows = sqlx::query(
-            "select m.message_id, m.direction, m.kind, m.class_reason, m.thread_signal, m.author, \
-                    m.from_email, m.from_name, m.to_list, m.cc_list, m.subject, \
+            "select m.message_id, m.direction, m.kind, m.class, m.class_reason, m.thread_signal, \
+                    m.author, m.from_email, m.from_name, m.to_list, m.cc_list, m.subject, \
                     m.internet_message_id, m.in_reply_to, m.references_list, m.body_text, \
+                    m.new_text, m.bounced_at, m.bounce_detail, \
                     m.problems, m.created_at, m.raw_message_id, o.status as delivery, \
                     o.last_error as delivery_error \
              from message m left join outbox o on o.message_id = m.message_id \
@@ -620,6 +649,7 @@ impl Store {
                 message_id,
                 direction: r.try_get("direction")?,
                 kind: r.try_get("kind")?,
+                class: r.try_get("class")?,
                 class_reason: r.try_get("class_reason")?,
                 thread_signal: r.try_get("thread_signal")?,
                 author: r.try_get("author")?,
@@ -632,6 +662,9 @@ impl Store {
                 in_reply_to: r.try_get("in_reply_to")?,
                 references_list: r.try_get("references_list")?,
                 body_text: r.try_get("body_text")?,
+                new_text: r.try_get("new_text")?,
+                bounced_at: r.try_get("bounced_at")?,
+                bounce_detail: r.try_get("bounce_detail")?,
                 problems: r.try_get("problems")?,
                 created_at: r.try_get("created_at")?,
                 delivery: r.try_get("delivery")?,
@@ -650,6 +683,16 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Operator counters (e.g. `auto_mail_suppressed`), by name.
+    pub async fn counters(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("select name, value from counter order by name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Counts for tests and the benchmark: (tickets, messages, raw messages).
@@ -1012,6 +1055,15 @@ impl Tx {
         Ok(None)
     }
 
+    pub async fn ticket_by_id(&mut self, ticket_id: i64) -> anyhow::Result<Option<Ticket>> {
+        let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ticket_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ticket_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| ticket_from_row(&r)).transpose()?)
+    }
+
     pub async fn ticket_by_ref(&mut self, reference: &str) -> anyhow::Result<Option<Ticket>> {
         let sql = format!("select {TICKET_COLUMNS} from ticket t where t.ref = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -1267,8 +1319,10 @@ impl Tx {
         let r = sqlx::query(
             "insert into message (ticket_id, raw_message_id, direction, kind, class_reason, \
                 thread_signal, author, from_email, from_name, to_list, cc_list, subject, \
-                internet_message_id, in_reply_to, references_list, body_text, problems, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                internet_message_id, in_reply_to, references_list, body_text, problems, created_at, \
+                class, new_text) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+                     $19, $20) \
              returning message_id",
         )
         .bind(m.ticket_id)
@@ -1289,6 +1343,8 @@ impl Tx {
         .bind(m.body_text)
         .bind(m.problems)
         .bind(m.created_at)
+        .bind(m.class)
+        .bind(m.new_text)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(r.try_get(0)?)
@@ -1392,5 +1448,164 @@ impl Tx {
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(r.try_get(0)?)
+    }
+
+    /// Automatic mail (everything but staff replies) queued on a ticket
+    /// since `since`: the per-ticket limit.
+    pub async fn automatic_mail_since(
+        &mut self,
+        ticket_id: i64,
+        since: i64,
+    ) -> anyhow::Result<i64> {
+        let r = sqlx::query(
+            "select count(*) from outbox where ticket_id = $1 and kind <> 'staff' and created_at > $2",
+        )
+        .bind(ticket_id)
+        .bind(since)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+
+    fn outbound_from_row(r: &AnyRow) -> Result<Outbound, sqlx::Error> {
+        Ok(Outbound {
+            message_id: r.try_get("message_id")?,
+            ticket_id: r.try_get("ticket_id")?,
+            kind: r.try_get("kind")?,
+            bounced_at: r.try_get("bounced_at")?,
+        })
+    }
+
+    /// Our outbound message with this Message-ID (without brackets).
+    pub async fn outbound_by_message_id(&mut self, id: &str) -> anyhow::Result<Option<Outbound>> {
+        let row = sqlx::query(
+            "select message_id, ticket_id, kind, bounced_at from message \
+             where internet_message_id = $1 and direction = 'out' order by message_id desc limit 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(Tx::outbound_from_row).transpose()?)
+    }
+
+    /// The newest outbound message to `email` since `since`: what a bounce
+    /// that returned no headers is most likely about.
+    pub async fn latest_outbound_to(
+        &mut self,
+        email: &str,
+        since: i64,
+    ) -> anyhow::Result<Option<Outbound>> {
+        let row = sqlx::query(
+            "select message_id, ticket_id, kind, bounced_at from message \
+             where direction = 'out' and created_at > $2 \
+               and (', ' || to_list || ', ' || cc_list || ',') like ('%, ' || $1 || ',%') \
+             order by message_id desc limit 1",
+        )
+        .bind(email.to_ascii_lowercase())
+        .bind(since)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(Tx::outbound_from_row).transpose()?)
+    }
+
+    /// Notes what a bounce said about an outbound message; `failed` marks
+    /// it bounced (a delay notice only adds the detail).
+    pub async fn mark_bounced(
+        &mut self,
+        message_id: i64,
+        detail: &str,
+        failed: bool,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "update message set bounce_detail = $2, \
+                    bounced_at = case when $3 = 1 then coalesce(bounced_at, $4) else bounced_at end \
+             where message_id = $1",
+        )
+        .bind(message_id)
+        .bind(detail)
+        .bind(i64::from(failed))
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Counts a hard bounce from `email`; once `after` of them fall within
+    /// `window` ms, automatic mail to it stops for `window` ms. Returns the
+    /// end of a suppression that starts now.
+    pub async fn record_hard_bounce(
+        &mut self,
+        email: &str,
+        now: i64,
+        window: i64,
+        after: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        let email = email.to_ascii_lowercase();
+        let row = sqlx::query(
+            "select hard_bounces, first_at, suppressed_until from address_bounce where email = $1",
+        )
+        .bind(&email)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let (count, first, was) = match &row {
+            Some(r) => {
+                let count: i64 = r.try_get(0)?;
+                let first: i64 = r.try_get(1)?;
+                let until: Option<i64> = r.try_get(2)?;
+                if now - first > window {
+                    (1, now, until)
+                } else {
+                    (count + 1, first, until)
+                }
+            }
+            None => (1, now, None),
+        };
+        let active = was.is_some_and(|u| u > now);
+        let until = if after > 0 && count >= after && !active {
+            Some(now + window)
+        } else {
+            None
+        };
+        sqlx::query(
+            "insert into address_bounce (email, hard_bounces, first_at, last_at, suppressed_until) \
+             values ($1, $2, $3, $4, $5) \
+             on conflict (email) do update set hard_bounces = excluded.hard_bounces, \
+                 first_at = excluded.first_at, last_at = excluded.last_at, \
+                 suppressed_until = coalesce(excluded.suppressed_until, address_bounce.suppressed_until)",
+        )
+        .bind(&email)
+        .bind(count)
+        .bind(first)
+        .bind(now)
+        .bind(until)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(until)
+    }
+
+    /// Until when automatic mail to `email` is suppressed by its bounces.
+    pub async fn suppressed_until(&mut self, email: &str, now: i64) -> anyhow::Result<Option<i64>> {
+        let row = sqlx::query(
+            "select suppressed_until from address_bounce where email = $1 and suppressed_until > $2",
+        )
+        .bind(email.to_ascii_lowercase())
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Adds `n` to an operator counter.
+    pub async fn bump_counter(&mut self, name: &str, n: i64) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into counter (name, value) values ($1, $2) \
+             on conflict (name) do update set value = counter.value + excluded.value",
+        )
+        .bind(name)
+        .bind(n)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 }

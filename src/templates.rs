@@ -18,14 +18,17 @@ pub enum Kind {
     Rejection,
     /// Sent to staff: a new ticket for them or nobody.
     Notification,
+    /// Sent to the assignee: a mail of the ticket bounced ({detail}).
+    Bounce,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Acknowledgement,
         Kind::Closure,
         Kind::Rejection,
         Kind::Notification,
+        Kind::Bounce,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Closure => "closure",
             Kind::Rejection => "rejection",
             Kind::Notification => "notification",
+            Kind::Bounce => "bounce",
         }
     }
 }
@@ -41,7 +45,7 @@ impl Kind {
 /// Languages with compiled-in templates.
 pub const LANGUAGES: &[&str] = &["en", "tr"];
 
-const PLACEHOLDERS: &[&str] = &["ref", "subject", "department", "customer_name"];
+const PLACEHOLDERS: &[&str] = &["ref", "subject", "department", "customer_name", "detail"];
 
 fn builtin(name: &str, language: &str) -> Option<&'static str> {
     Some(match (name, language) {
@@ -53,6 +57,8 @@ fn builtin(name: &str, language: &str) -> Option<&'static str> {
         ("rejection", "tr") => include_str!("../templates/rejection.tr.txt"),
         ("notification", "en") => include_str!("../templates/notification.en.txt"),
         ("notification", "tr") => include_str!("../templates/notification.tr.txt"),
+        ("bounce", "en") => include_str!("../templates/bounce.en.txt"),
+        ("bounce", "tr") => include_str!("../templates/bounce.tr.txt"),
         _ => return None,
     })
 }
@@ -65,11 +71,15 @@ pub struct Template {
 }
 
 /// What a template is filled with.
+#[derive(Default)]
 pub struct Values<'a> {
     pub reference: &'a str,
     pub subject: &'a str,
     pub department: &'a str,
     pub customer_name: &'a str,
+    /// What happened, where a kind has more to say (a bounce: recipient,
+    /// status, diagnostic); empty otherwise.
+    pub detail: &'a str,
 }
 
 impl Template {
@@ -167,6 +177,7 @@ fn fill(s: &str, v: &Values<'_>) -> String {
                 "subject" => v.subject,
                 "department" => v.department,
                 "customer_name" => v.customer_name,
+                "detail" => v.detail,
                 _ => return None,
             };
             Some((v, close))
@@ -200,6 +211,7 @@ mod tests {
                     subject: "Yazıcı",
                     department: "Destek",
                     customer_name: "Ali",
+                    detail: "",
                 });
                 assert!(subject.contains("Yazıcı"), "{kind:?} {lang}");
                 assert!(body.contains("SUP-7"), "{kind:?} {lang}");
@@ -226,6 +238,7 @@ mod tests {
             subject: "{customer_name} {ref}",
             department: "D",
             customer_name: "{subject}",
+            detail: "{ref}",
         });
         assert_eq!(s, "{customer_name} {ref}");
         assert_eq!(b, "Hi {subject}, SUP-1\n");
@@ -251,6 +264,7 @@ mod tests {
             subject: "",
             department: "",
             customer_name: "Ann",
+            detail: "",
         });
         assert_eq!((s.as_str(), b.as_str()), ("Done SUP-1", "Bye Ann\n"));
     }

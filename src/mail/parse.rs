@@ -5,6 +5,7 @@
 //! headers) is listed in `problems`; the raw bytes are kept by the caller,
 //! so nothing is lost by a best-effort reading.
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mail_parser::decoders::charsets::map::charset_decoder;
@@ -12,10 +13,13 @@ use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, Par
 
 use super::thread::normalize_message_id;
 
-/// Charset assumed for raw 8-bit header bytes that are not UTF-8 when the
-/// body declares none: clients that send raw 8-bit headers write them in
-/// the charset of their body, and windows-1252 is the common default.
-const FALLBACK_CHARSET: &str = "windows-1252";
+/// Charset assumed for undeclared 8-bit bytes that are not UTF-8 when
+/// neither the mail nor the department's `fallback_charset` says
+/// otherwise: windows-1252 is the common default of such clients.
+pub const FALLBACK_CHARSET: &str = "windows-1252";
+/// Most HTML kept for display (beyond it the HTML is cut; the text and the
+/// raw mail are complete).
+const MAX_HTML: usize = 4 * 1024 * 1024;
 /// Text kept from a mail whose structure could not be read at all.
 const MAX_FALLBACK_TEXT: usize = 1024 * 1024;
 /// Longest subject kept (folded subjects may exceed one line, but
@@ -39,7 +43,17 @@ pub struct Mailbox {
 pub struct Attachment {
     pub filename: Option<String>,
     pub content_type: String,
+    /// Without angle brackets: what `cid:` URLs in the HTML name.
+    pub content_id: Option<String>,
     pub content: Vec<u8>,
+}
+
+/// How to read what a mail leaves undeclared.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// The department's charset for undeclared 8-bit bytes that are not
+    /// UTF-8 (see `fallback_charset`); `None` = windows-1252.
+    pub fallback_charset: Option<&'a str>,
 }
 
 /// The headers that say a machine sent the mail (see `classify`).
@@ -71,6 +85,9 @@ pub struct Inbound {
     /// Unix seconds from the `Date` header.
     pub date: Option<i64>,
     pub text: String,
+    /// The HTML body as sent (unsanitised: `mail::html::sanitize` it before
+    /// display), when the mail has one.
+    pub html: Option<String>,
     pub attachments: Vec<Attachment>,
     pub auto: AutoHeaders,
     /// Every header in order, names as written, values unfolded (decoded
@@ -82,7 +99,12 @@ pub struct Inbound {
 
 /// Reads a mail; see the module contract.
 pub fn parse(raw: &[u8]) -> Inbound {
-    match catch_unwind(AssertUnwindSafe(|| parse_inner(raw))) {
+    parse_with(raw, Options::default())
+}
+
+/// `parse` with the department's reading options.
+pub fn parse_with(raw: &[u8], options: Options<'_>) -> Inbound {
+    match catch_unwind(AssertUnwindSafe(|| parse_inner(raw, options))) {
         Ok(inbound) => inbound.sanitized(),
         Err(_) => unreadable(raw, "the MIME parser failed on this mail").sanitized(),
     }
@@ -137,7 +159,13 @@ impl Inbound {
         self.delivered_to.iter_mut().for_each(value);
         self.subject = clean_text(&self.subject, MAX_SUBJECT);
         self.text = clean_text(&self.text, usize::MAX);
+        if let Some(h) = &mut self.html {
+            *h = clean_text(h, MAX_HTML);
+        }
         for a in &mut self.attachments {
+            if let Some(c) = &mut a.content_id {
+                *c = clean_text(c, MAX_VALUE);
+            }
             if let Some(f) = &mut a.filename {
                 *f = clean_text(f, 255);
             }
@@ -157,7 +185,7 @@ fn unreadable(raw: &[u8], why: &str) -> Inbound {
     }
 }
 
-fn parse_inner(raw: &[u8]) -> Inbound {
+fn parse_inner(raw: &[u8], options: Options<'_>) -> Inbound {
     if raw.is_empty() {
         return unreadable(raw, "empty message");
     }
@@ -165,7 +193,7 @@ fn parse_inner(raw: &[u8]) -> Inbound {
         return unreadable(raw, "no header could be read");
     };
     let mut problems = Vec::new();
-    let fallback = fallback_charset(&m);
+    let fallback = fallback_charset(&m, options.fallback_charset);
 
     let subject = header_text(&m, "Subject", &fallback, &mut problems).unwrap_or_default();
     let repaired = repaired_address_headers(&m, &fallback, &mut problems);
@@ -195,7 +223,14 @@ fn parse_inner(raw: &[u8]) -> Inbound {
     .map(|s| s.trim().trim_matches(['<', '>']).to_ascii_lowercase())
     .collect();
 
-    let (text, text_problems) = body_text(&m);
+    let (text, text_problems) = body_text(&m, &fallback);
+    let html = m
+        .html_body
+        .first()
+        .and_then(|&i| match &m.parts.get(i as usize)?.body {
+            PartType::Html(h) => Some(h.to_string()),
+            _ => None,
+        });
     problems.extend(text_problems);
 
     let attachments = m
@@ -210,6 +245,10 @@ fn parse_inner(raw: &[u8]) -> Inbound {
                 })
                 .unwrap_or_else(|| "application/octet-stream".to_string())
                 .to_ascii_lowercase(),
+            content_id: a
+                .content_id()
+                .map(|c| c.trim().trim_matches(['<', '>']).to_string())
+                .filter(|c| !c.is_empty()),
             content: a.contents().to_vec(),
         })
         .collect();
@@ -229,6 +268,7 @@ fn parse_inner(raw: &[u8]) -> Inbound {
         subject,
         date: m.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
         text,
+        html,
         attachments,
         auto: auto_headers(&m),
         headers: all_headers(&m),
@@ -282,9 +322,11 @@ fn addresses(a: Option<&Address<'_>>) -> Vec<Mailbox> {
         .collect()
 }
 
-/// The charset raw 8-bit header bytes are read in: the first declared
-/// charset of a text part that we can decode, else windows-1252.
-fn fallback_charset(m: &Message<'_>) -> String {
+/// The charset undeclared 8-bit bytes are read in when they are not valid
+/// UTF-8: the first charset a text part of the mail declares (clients write
+/// raw headers in the charset of their body), else the department's
+/// `fallback_charset`, else windows-1252.
+fn fallback_charset(m: &Message<'_>, configured: Option<&str>) -> String {
     m.parts
         .iter()
         .filter(|p| matches!(p.body, PartType::Text(_) | PartType::Html(_)))
@@ -294,6 +336,7 @@ fn fallback_charset(m: &Message<'_>) -> String {
             !["utf-8", "utf8", "us-ascii", "ascii"].contains(&l.as_str())
                 && charset_decoder(cs.as_bytes()).is_some()
         })
+        .or(configured.filter(|c| charset_decoder(c.as_bytes()).is_some()))
         .unwrap_or(FALLBACK_CHARSET)
         .to_string()
 }
@@ -373,7 +416,38 @@ fn unfold(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn body_text(m: &Message<'_>) -> (String, Vec<String>) {
+/// A text part without a declared charset whose bytes are not UTF-8,
+/// decoded with the fallback charset instead of replaced.
+fn undeclared_8bit_text(m: &Message<'_>, index: usize, fallback: &str) -> Option<String> {
+    let part = m.parts.get(index)?;
+    let PartType::Text(text) = &part.body else {
+        return None;
+    };
+    if !text.contains('\u{FFFD}')
+        || part
+            .content_type()
+            .and_then(|ct| ct.attribute("charset"))
+            .is_some()
+    {
+        return None;
+    }
+    let start = usize::try_from(part.offset_body).ok()?;
+    let end = usize::try_from(part.offset_end).ok()?;
+    let body = m.raw_message.get(start..end)?;
+    let bytes = match part.encoding {
+        mail_parser::Encoding::None => body.to_vec(),
+        mail_parser::Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)?
+        }
+        mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body)?,
+    };
+    if std::str::from_utf8(&bytes).is_ok() {
+        return None;
+    }
+    Some(charset_decoder(fallback.as_bytes())?(&bytes))
+}
+
+fn body_text(m: &Message<'_>, fallback: &str) -> (String, Vec<String>) {
     let mut problems = Vec::new();
     if m.parts.iter().any(|p| p.is_encoding_problem) {
         problems.push("broken MIME structure or transfer encoding".to_string());
@@ -387,7 +461,16 @@ fn body_text(m: &Message<'_>) -> (String, Vec<String>) {
             problems.push(format!("unknown charset `{cs}`"));
         }
     }
-    let text = match m.body_text(0) {
+    let redecoded = m
+        .text_body
+        .first()
+        .and_then(|&i| undeclared_8bit_text(m, i as usize, fallback));
+    if redecoded.is_some() {
+        problems.push(format!(
+            "undeclared 8-bit bytes in the text (read as {fallback})"
+        ));
+    }
+    let text = match redecoded.map(Cow::Owned).or_else(|| m.body_text(0)) {
         Some(t) => t.into_owned(),
         None => {
             // No text part: a multipart whose boundary never matches, or a

@@ -999,6 +999,7 @@ fn auto_reply_names_a_template_loaded_with_the_config() {
         subject: "s",
         department: "Support",
         customer_name: "Ann",
+        detail: "",
     });
     assert_eq!(
         (subject.as_str(), body.as_str()),

@@ -229,14 +229,16 @@ fn signed_reply_address(reference: &str) -> String {
 }
 
 /// Mail sent by machines: (From, extra headers).
-const AUTOMATIC: &[(&str, &str)] = &[
-    (ALICE, "Auto-Submitted: auto-replied\r\n"),
-    (ALICE, "Precedence: bulk\r\n"),
-    (ALICE, "List-Id: <news.customer.test>\r\n"),
-    (ALICE, "Return-Path: <>\r\n"),
-    ("MAILER-DAEMON@customer.test", ""),
-    ("noreply@customer.test", ""),
-    (SUPPORT, ""),
+/// Mail no person wrote (or that came through a list), with the class it
+/// gets; none of it is acknowledged.
+const AUTOMATIC: &[(&str, &str, &str)] = &[
+    (ALICE, "Auto-Submitted: auto-replied\r\n", "auto_reply"),
+    (ALICE, "Precedence: bulk\r\n", "list"),
+    (ALICE, "List-Id: <news.customer.test>\r\n", "list"),
+    (ALICE, "Return-Path: <>\r\n", "auto_reply"),
+    ("MAILER-DAEMON@customer.test", "", "bounce"),
+    ("noreply@customer.test", "", "auto_reply"),
+    (SUPPORT, "", "loop"),
 ];
 
 // ---------------------------------------------------------------------------
@@ -458,7 +460,7 @@ on_both_backends!(check_forged_reply_token =>
 
 async fn check_automatic_mail_is_not_acknowledged(backend: Backend) {
     let desk = Desk::new(backend).await;
-    for (i, (from, extra)) in AUTOMATIC.iter().enumerate() {
+    for (i, (from, extra, class)) in AUTOMATIC.iter().enumerate() {
         let reference = format!("SUP-{}", i + 1);
         let raw = mail(&format!("auto{i}@x.test"), from, SUPPORT, "Away", extra);
         assert_eq!(
@@ -472,8 +474,19 @@ async fn check_automatic_mail_is_not_acknowledged(backend: Backend) {
             1,
             "From {from}, {extra:?}: only the mail itself"
         );
-        assert_eq!(msgs[0].kind, "auto_reply");
+        assert_eq!(msgs[0].kind, *class, "From {from}, {extra:?}");
+        assert_eq!(msgs[0].class.as_deref(), Some(*class));
         assert!(msgs[0].class_reason.is_some(), "From {from}, {extra:?}");
+        // Machines' mail answering nothing of ours is kept out of the
+        // queue; list mail is a person's and stays visible.
+        let t = desk.ticket(&reference).await;
+        if *class == "list" {
+            assert_eq!(t.disposition, None);
+            assert_eq!(t.status, Status::Open);
+        } else {
+            assert_eq!(t.disposition.as_deref(), Some(*class));
+            assert_eq!(t.status, Status::Closed);
+        }
     }
     assert!(desk.store.outbox_counts().await.unwrap().is_empty());
 }
@@ -491,7 +504,11 @@ async fn check_automatic_mail_keeps_a_pending_ticket_pending(backend: Backend) {
     let ours = desk.our_message_id("SUP-1", "staff").await;
     let queued = desk.queued().await;
 
-    for (i, (from, extra)) in AUTOMATIC.iter().enumerate() {
+    for (i, (from, extra, class)) in AUTOMATIC.iter().enumerate() {
+        if *class == "list" {
+            // A person writing through a list is answered like anyone.
+            continue;
+        }
         let headers = format!("{}{extra}", replying_to(&ours));
         let raw = mail(
             &format!("auto{i}@x.test"),
@@ -1260,3 +1277,325 @@ async fn check_round_robin_is_shared(backend: Backend) {
 on_both_backends!(check_round_robin_is_shared =>
     sqlite_round_robin_numbers_are_unique_across_concurrent_transactions,
     postgres_round_robin_numbers_are_unique_across_concurrent_transactions);
+
+// ---------------------------------------------------------------------------
+// Classes: bounces, suppression, rate limits, loops, spam headers
+
+/// A delivery status notification from the customer's MTA about `failed`;
+/// `original` is the Message-ID of the mail that bounced, returned in the
+/// headers part (None: a report without the returned headers).
+fn dsn(id: &str, failed: &str, original: Option<&str>, action: &str, status: &str) -> Vec<u8> {
+    let returned = original
+        .map(|o| {
+            format!(
+                "--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: Support <{SUPPORT}>\r\n\
+                 To: {failed}\r\nSubject: Re: [SUP-1] Printer on fire\r\nMessage-ID: <{o}>\r\n\r\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>\r\nTo: {SUPPORT}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{id}>\r\n\
+         Date: Mon, 6 Jan 2025 10:05:00 +0000\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nI could not deliver your mail to <{failed}>.\r\n\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\n\
+         Final-Recipient: rfc822; {failed}\r\nAction: {action}\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; 550 {status} <{failed}>: Recipient address rejected\r\n\r\n\
+         {returned}--B--\r\n"
+    )
+    .into_bytes()
+}
+
+async fn counter(desk: &Desk, name: &str) -> i64 {
+    desk.store
+        .counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, v)| v)
+}
+
+/// Queued mail of `kind`, parsed, without claiming it.
+async fn outbox_of(desk: &Desk, reference: &str, kind: &str) -> Vec<MessageRecord> {
+    desk.messages(reference)
+        .await
+        .into_iter()
+        .filter(|m| m.direction == "out" && m.kind == kind)
+        .collect()
+}
+
+async fn check_bounce_of_a_staff_reply(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    desk.service().assign("SUP-1", AYSE).await.unwrap();
+    desk.service()
+        .reply("SUP-1", AYSE, "Please unplug it.")
+        .await
+        .unwrap();
+    let ours = desk.our_message_id("SUP-1", "staff").await;
+
+    let outcome = desk
+        .pipe(&dsn(
+            "b1@mx.customer.test",
+            ALICE,
+            Some(&ours),
+            "failed",
+            "5.1.1",
+        ))
+        .await;
+    assert_eq!(outcome, stored("SUP-1", Signal::References, false));
+    assert_eq!(desk.store.counts().await.unwrap().0, 1, "no new ticket");
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Pending);
+
+    let msgs = desk.messages("SUP-1").await;
+    let reply = msgs.iter().find(|m| m.kind == "staff").unwrap();
+    assert!(
+        reply.bounced_at.is_some(),
+        "the staff reply is marked bounced"
+    );
+    let detail = reply.bounce_detail.as_deref().unwrap();
+    assert!(
+        detail.contains(ALICE) && detail.contains("5.1.1"),
+        "{detail}"
+    );
+    let last = msgs.iter().rev().find(|m| m.direction == "in").unwrap();
+    assert_eq!(last.kind, "bounce");
+    assert_eq!(last.class.as_deref(), Some("bounce"));
+
+    // The assignee hears of it once, even when the bounce comes again.
+    let notices = outbox_of(&desk, "SUP-1", "bounce_notice").await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].to_list, AYSE);
+    assert!(
+        notices[0].body_text.contains("5.1.1"),
+        "{}",
+        notices[0].body_text
+    );
+    desk.pipe(&dsn(
+        "b2@mx.customer.test",
+        ALICE,
+        Some(&ours),
+        "failed",
+        "5.1.1",
+    ))
+    .await;
+    assert_eq!(outbox_of(&desk, "SUP-1", "bounce_notice").await.len(), 1);
+    assert_eq!(desk.store.counts().await.unwrap().0, 1);
+}
+on_both_backends!(check_bounce_of_a_staff_reply =>
+    sqlite_bounce_of_a_staff_reply_marks_it_and_tells_the_assignee_once,
+    postgres_bounce_of_a_staff_reply_marks_it_and_tells_the_assignee_once);
+
+async fn check_bounce_without_returned_headers(backend: Backend) {
+    // Matched by the failed recipient to our newest mail to them; nobody
+    // is assigned, so the managers... there are none: no notice, no loop.
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let ack = desk.our_message_id("SUP-1", "auto_reply").await;
+    let outcome = desk
+        .pipe(&dsn("b1@mx.customer.test", ALICE, None, "failed", "5.2.1"))
+        .await;
+    assert_eq!(outcome, stored("SUP-1", Signal::References, false));
+    let msgs = desk.messages("SUP-1").await;
+    let acked = msgs
+        .iter()
+        .find(|m| m.internet_message_id.as_deref() == Some(&ack))
+        .unwrap();
+    assert!(acked.bounced_at.is_some());
+
+    // A bounce about nothing of ours is kept, hidden, and answered by nobody.
+    let queued = desk.queued().await;
+    let outcome = desk
+        .pipe(&dsn(
+            "b2@mx.customer.test",
+            "stranger@else.test",
+            None,
+            "failed",
+            "5.1.1",
+        ))
+        .await;
+    assert_eq!(outcome, stored("SUP-2", Signal::New, false));
+    let t = desk.ticket("SUP-2").await;
+    assert_eq!(t.disposition.as_deref(), Some("bounce"));
+    assert_eq!(t.status, Status::Closed);
+    assert_eq!(desk.queued().await, queued);
+}
+on_both_backends!(check_bounce_without_returned_headers =>
+    sqlite_bounce_without_returned_headers_finds_the_mail_by_recipient,
+    postgres_bounce_without_returned_headers_finds_the_mail_by_recipient);
+
+async fn check_hard_bounces_suppress_automatic_mail(backend: Backend) {
+    let desk = Desk::with(
+        backend,
+        "bounce_suppress_after = 2\nbounce_suppress_for = \"1d\"",
+        "",
+    )
+    .await;
+    alice_writes(&desk).await;
+    let ack = desk.our_message_id("SUP-1", "auto_reply").await;
+    for i in 0..2 {
+        desk.pipe(&dsn(
+            &format!("h{i}@mx.test"),
+            ALICE,
+            Some(&ack),
+            "failed",
+            "5.1.1",
+        ))
+        .await;
+    }
+    // Soft bounces do not count.
+    desk.pipe(&mail("c1@b.test", BOB, SUPPORT, "Bob's question", ""))
+        .await;
+    let bob_ack = desk.our_message_id("SUP-2", "auto_reply").await;
+    for i in 0..3 {
+        desk.pipe(&dsn(
+            &format!("s{i}@mx.test"),
+            BOB,
+            Some(&bob_ack),
+            "delayed",
+            "4.2.2",
+        ))
+        .await;
+    }
+    let bob_ack_row = outbox_of(&desk, "SUP-2", "auto_reply").await;
+    assert!(
+        bob_ack_row[0].bounced_at.is_none(),
+        "a delay is not a bounce"
+    );
+    assert!(bob_ack_row[0].bounce_detail.is_some());
+
+    let new = mail("c2@customer.test", ALICE, SUPPORT, "Another question", "");
+    assert_eq!(desk.pipe(&new).await, stored("SUP-3", Signal::New, false));
+    assert_eq!(counter(&desk, "auto_mail_suppressed").await, 1);
+    assert_eq!(
+        counter(&desk, "auto_mail_suppressed.bounced_address").await,
+        1
+    );
+    let t = desk.ticket("SUP-3").await;
+    let events = desk.store.events(t.ticket_id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "suppressed"
+                && e.detail.as_deref().is_some_and(|d| d.contains(ALICE))),
+        "{events:?}"
+    );
+    let new = mail("c2@b.test", BOB, SUPPORT, "Bob again", "");
+    assert_eq!(desk.pipe(&new).await, stored("SUP-4", Signal::New, true));
+}
+on_both_backends!(check_hard_bounces_suppress_automatic_mail =>
+    sqlite_repeated_hard_bounces_suppress_automatic_mail,
+    postgres_repeated_hard_bounces_suppress_automatic_mail);
+
+async fn check_per_ticket_limit(backend: Backend) {
+    let general = "auto_mail_per_ticket_per_hour = 3\n\n[[rule]]\nname = \"everything\"\nnotify = [\"ayse@example.com\"]\n";
+    let desk = Desk::with(backend, general, "").await;
+    alice_writes(&desk).await; // acknowledgement + notification
+    let ack = desk.our_message_id("SUP-1", "auto_reply").await;
+    for i in 0..4 {
+        let raw = mail(
+            &format!("r{i}@customer.test"),
+            ALICE,
+            SUPPORT,
+            "Re: Printer on fire",
+            &replying_to(&ack),
+        );
+        assert_eq!(
+            desk.pipe(&raw).await,
+            stored("SUP-1", Signal::References, false)
+        );
+    }
+    let automatic = desk
+        .messages("SUP-1")
+        .await
+        .into_iter()
+        .filter(|m| m.direction == "out")
+        .count();
+    assert_eq!(automatic, 3, "ack + 2 notifications, then the limit");
+    assert_eq!(counter(&desk, "auto_mail_suppressed.ticket_limit").await, 3);
+    assert_eq!(counter(&desk, "auto_mail_suppressed").await, 3);
+}
+on_both_backends!(check_per_ticket_limit =>
+    sqlite_automatic_mail_per_ticket_is_limited_and_counted,
+    postgres_automatic_mail_per_ticket_is_limited_and_counted);
+
+async fn check_loop_and_spam_headers(backend: Backend) {
+    let desk = Desk::with(backend, "installation = \"helpdesk@desk.test\"", "").await;
+    alice_writes(&desk).await;
+    let ack = desk.our_message_id("SUP-1", "auto_reply").await;
+    let (_, parsed) = queued_mail(&desk, "auto_reply").await;
+    assert!(
+        parsed
+            .headers
+            .iter()
+            .any(|(n, v)| n == "X-Helpdesk-Loop" && v == "helpdesk@desk.test"),
+        "{:?}",
+        parsed.headers
+    );
+    // Our own acknowledgement, forwarded back under a new id by a
+    // customer's mail rule that strips Auto-Submitted.
+    let back = mail(
+        "fwd1@customer.test",
+        ALICE,
+        SUPPORT,
+        "Fwd: [SUP-1] Printer on fire",
+        &format!(
+            "{}X-Helpdesk-Loop: helpdesk@desk.test\r\n",
+            replying_to(&ack)
+        ),
+    );
+    let queued = desk.queued().await;
+    assert_eq!(
+        desk.pipe(&back).await,
+        stored("SUP-1", Signal::References, false)
+    );
+    let last = desk.messages("SUP-1").await.pop().unwrap();
+    assert_eq!(last.class.as_deref(), Some("loop"));
+    assert_eq!(desk.ticket("SUP-1").await.status, Status::Open);
+    assert_eq!(desk.queued().await, queued);
+
+    let spam = mail(
+        "s1@stranger.test",
+        MALLORY,
+        SUPPORT,
+        "Cheap pills",
+        "X-Spam-Flag: YES\r\n",
+    );
+    assert_eq!(desk.pipe(&spam).await, stored("SUP-2", Signal::New, false));
+    let t = desk.ticket("SUP-2").await;
+    assert_eq!(t.disposition.as_deref(), Some("spam"));
+    assert_eq!(
+        desk.messages("SUP-2").await[0].class.as_deref(),
+        Some("spam")
+    );
+    assert_eq!(desk.queued().await, queued);
+}
+on_both_backends!(check_loop_and_spam_headers =>
+    sqlite_our_loop_marker_and_spam_flags_are_honoured,
+    postgres_our_loop_marker_and_spam_flags_are_honoured);
+
+async fn check_messages_keep_class_and_new_text(backend: Backend) {
+    let desk = Desk::new(backend).await;
+    alice_writes(&desk).await;
+    let ack = desk.our_message_id("SUP-1", "auto_reply").await;
+    let raw = format!(
+        "From: {ALICE}\r\nTo: {SUPPORT}\r\nSubject: Re: [SUP-1] Printer on fire\r\n\
+         Message-ID: <r1@customer.test>\r\n{}Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         It works again, thank you!\r\n\r\nOn Mon, 6 Jan 2025 at 10:00, Support <{SUPPORT}> wrote:\r\n\
+         > We received your request.\r\n> Support\r\n",
+        replying_to(&ack)
+    );
+    desk.pipe(raw.as_bytes()).await;
+    let last = desk.messages("SUP-1").await.pop().unwrap();
+    assert_eq!(last.class.as_deref(), Some("customer"));
+    assert_eq!(
+        last.new_text.as_deref().map(str::trim),
+        Some("It works again, thank you!")
+    );
+    assert!(last.body_text.contains("> We received your request."));
+}
+on_both_backends!(check_messages_keep_class_and_new_text =>
+    sqlite_messages_keep_class_and_new_text,
+    postgres_messages_keep_class_and_new_text);

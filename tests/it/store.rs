@@ -539,6 +539,7 @@ async fn check_messages_in_order_with_attachments_and_delivery(backend: Backend)
             raw_message_id: Some(raw_id),
             direction: "in",
             kind: "customer",
+            class: Some("customer"),
             class_reason: None,
             thread_signal: Some("new"),
             author: None,
@@ -551,6 +552,7 @@ async fn check_messages_in_order_with_attachments_and_delivery(backend: Backend)
             in_reply_to: Some("p@x"),
             references_list: Some("o@x p@x"),
             body_text: "It burns.\nPlease help.",
+            new_text: Some("It burns."),
             problems: Some("unknown charset `x-klingon`"),
             created_at: T0 + 1,
         })
