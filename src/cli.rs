@@ -59,6 +59,12 @@ pub enum Command {
     /// How the daemon reads mail, without a database.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Counts for operators: tickets, messages, the outbox, and automatic
+    /// mail held back by rate limits and bounce suppression.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tickets(cmd) => tickets(&cli.config, cmd).await,
         Command::Rules(cmd) => rules(&cli.config, cmd).await,
         Command::Mail(cmd) => mail(&cli.config, cmd),
+        Command::Stats { json } => stats(&cli.config, json).await,
     }
 }
 
@@ -281,6 +288,41 @@ fn header_part(raw: &[u8]) -> &[u8] {
         }
     }
     &raw[..raw.len().min(64 * 1024)]
+}
+
+async fn stats(config_path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let config = load(config_path)?;
+    let store = Store::open(&config.database.url, 2).await?;
+    let (tickets, messages, raw) = store.counts().await?;
+    let outbox = store.outbox_counts().await?;
+    let counters = store.counters().await?;
+    store.close().await;
+    if as_json {
+        let map = |v: &[(String, i64)]| {
+            v.iter()
+                .map(|(k, n)| (k.clone(), json!(n)))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        let out = json!({
+            "tickets": tickets,
+            "messages": messages,
+            "raw_messages": raw,
+            "outbox": map(&outbox),
+            "counters": map(&counters),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("tickets:      {tickets}");
+        println!("messages:     {messages}");
+        println!("raw messages: {raw}");
+        for (status, n) in &outbox {
+            println!("outbox {status}: {n}");
+        }
+        for (name, n) in &counters {
+            println!("{name}: {n}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn tickets(config_path: &Path, cmd: TicketsCommand) -> anyhow::Result<ExitCode> {

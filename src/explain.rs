@@ -11,8 +11,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::{Config, Department, SecretSource};
+use crate::mail::classify::Class;
 use crate::mail::{classify, parse};
-use crate::pipeline::{Signal, find_ticket};
+use crate::pipeline::{Signal, classify_mail, find_ticket};
 use crate::routing::{self, AutoReplyPlan, State};
 use crate::rules::Verdict;
 use crate::store::{Status, Store, Ticket};
@@ -23,6 +24,9 @@ pub struct Explanation {
     /// How `arrived_in` was chosen.
     pub arrived_by: String,
     pub thread: Thread,
+    /// customer, auto_reply, bounce, list, loop or spam.
+    pub class: Class,
+    pub class_reason: String,
     /// Why the mail counts as automatic (no acknowledgement), if it does.
     pub automatic: Option<String>,
     pub rules: Vec<RuleLine>,
@@ -186,7 +190,14 @@ async fn explain_with(
     state: &mut State<'_>,
     now: i64,
 ) -> anyhow::Result<Explanation> {
-    let automatic = classify::automatic(mail, &config.our_addresses());
+    let (class, class_reason) =
+        classify_mail(mail, &config.our_addresses(), &config.general.installation);
+    // Auto-replies, bounces and loops are stored without routing; list and
+    // spam mail are routed but never answered.
+    let automatic = match class {
+        Class::Customer => None,
+        _ => Some(format!("{}: {class_reason}", class.as_str())),
+    };
     let mut thread = Thread {
         signal: Signal::New.as_str().into(),
         ticket: None,
@@ -199,7 +210,13 @@ async fn explain_with(
         let stale = t.status == Status::Closed
             && automatic.is_none()
             && now - t.closed_at.unwrap_or(t.updated_at) > arrived.reopen_within.as_millis() as i64;
-        if stale {
+        if matches!(class, Class::AutoReply | Class::Bounce | Class::Loop) {
+            thread.note = Some(format!(
+                "{}: stored on {} without a status change; no rules run",
+                class.as_str(),
+                t.reference
+            ));
+        } else if stale {
             thread.note = Some(format!(
                 "{} closed longer than reopen_within: a new linked ticket",
                 t.reference
@@ -227,7 +244,9 @@ async fn explain_with(
         arrived_in: arrived.key.clone(),
         arrived_by,
         thread,
-        automatic: automatic.map(|r| r.to_string()),
+        class,
+        class_reason,
+        automatic,
         rules: rule_lines(config, &trace),
         decision: decision_out(&plan),
     })
@@ -338,9 +357,7 @@ pub fn print(e: &Explanation) {
     if let Some(n) = &e.thread.note {
         println!("             {n}");
     }
-    if let Some(a) = &e.automatic {
-        println!("automatic:   {a}");
-    }
+    println!("class:       {} ({})", e.class.as_str(), e.class_reason);
     println!();
     if e.rules.is_empty() {
         println!("no rules configured");

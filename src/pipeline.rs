@@ -1571,7 +1571,7 @@ fn excerpt(text: &str) -> String {
 /// The class of an inbound mail: our own automatic mail coming back
 /// (`X-Helpdesk-Loop` naming this installation) is a loop; otherwise
 /// `classify::classify` decides.
-fn classify_mail(mail: &Inbound, ours: &[&str], installation: &str) -> (Class, String) {
+pub fn classify_mail(mail: &Inbound, ours: &[&str], installation: &str) -> (Class, String) {
     let own = mail.headers.iter().any(|(name, value)| {
         name.eq_ignore_ascii_case(compose::LOOP_HEADER)
             && value.trim().eq_ignore_ascii_case(installation)
