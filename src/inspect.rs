@@ -10,7 +10,29 @@ use serde::Serialize;
 
 use crate::mail::bounce::{self, Bounce};
 use crate::mail::classify::{self, Class};
-use crate::mail::{parse, quote, thread};
+use crate::mail::{html, parse, quote, thread};
+
+/// Largest `cid:` image inlined as a `data:` URL in `html_sanitized`.
+const MAX_INLINE_IMAGE: usize = 1024 * 1024;
+
+/// Standard base64 with padding.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 #[derive(Debug, Serialize)]
 pub struct Attachment {
@@ -36,7 +58,9 @@ pub struct Inspection {
     pub text: String,
     pub quoted: String,
     pub signature: String,
-    /// Not produced yet (HTML sanitising is still to come): always null.
+    /// The HTML body made safe to display (`mail::html::sanitize`): `cid:`
+    /// images become `data:` URLs of their attachments, remote images are
+    /// blocked. Null for a mail without HTML.
     pub html_sanitized: Option<String>,
     pub attachments: Vec<Attachment>,
     pub charset_issues: Vec<String>,
@@ -80,7 +104,21 @@ pub fn inspect(raw: &[u8], options: &Options<'_>) -> Inspection {
         text: split.text.to_string(),
         quoted: split.quoted.to_string(),
         signature: split.signature.to_string(),
-        html_sanitized: None,
+        html_sanitized: mail.html.as_deref().map(|h| {
+            html::sanitize(h, &|cid| {
+                let a = mail
+                    .attachments
+                    .iter()
+                    .find(|a| a.content_id.as_deref() == Some(cid))?;
+                (a.content.len() <= MAX_INLINE_IMAGE).then(|| {
+                    format!(
+                        "data:{};base64,{}",
+                        a.content_type,
+                        base64(&a.content)
+                    )
+                })
+            })
+        }),
         attachments: mail
             .attachments
             .iter()
@@ -263,5 +301,42 @@ pub fn print_score(s: &Score, verbose: bool) {
         for m in &s.misses {
             println!("  {m}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn cid_images_are_inlined_and_remote_ones_blocked() {
+        let raw = b"From: a@example.org\r\nTo: support@example.com\r\nSubject: x\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n\
+--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<p>Look <img src=\"cid:logo@x\"> <img src=\"https://tracker.example.net/p.gif\"></p>\
+<script>alert(1)</script>\r\n\
+--r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+iVBORw0KGgo=\r\n--r--\r\n";
+        let i = inspect(raw, &Options::default());
+        let h = i.html_sanitized.unwrap();
+        assert!(h.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""), "{h}");
+        assert!(!h.contains("tracker.example.net"), "{h}");
+        assert!(!h.contains("script"), "{h}");
+        assert_eq!(i.text.trim(), "Look");
     }
 }

@@ -5,6 +5,7 @@
 pub mod bounce;
 pub mod classify;
 pub mod compose;
+pub mod html;
 pub mod parse;
 pub mod quote;
 pub mod thread;

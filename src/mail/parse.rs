@@ -470,7 +470,20 @@ fn body_text(m: &Message<'_>, fallback: &str) -> (String, Vec<String>) {
             "undeclared 8-bit bytes in the text (read as {fallback})"
         ));
     }
-    let text = match redecoded.map(Cow::Owned).or_else(|| m.body_text(0)) {
+    // An HTML-only mail: our own HTML-to-text, which marks quoted history
+    // for the splitter (mail-parser's conversion drops that structure).
+    let from_html = || {
+        let &i = m.text_body.first()?;
+        match &m.parts.get(i as usize)?.body {
+            PartType::Html(h) => Some(Cow::Owned(super::html::to_text(h))),
+            _ => None,
+        }
+    };
+    let text = match redecoded
+        .map(Cow::Owned)
+        .or_else(from_html)
+        .or_else(|| m.body_text(0))
+    {
         Some(t) => t.into_owned(),
         None => {
             // No text part: a multipart whose boundary never matches, or a

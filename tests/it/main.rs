@@ -5,10 +5,12 @@
 mod support;
 
 mod crash;
+mod golden;
 mod inspect;
 mod mail_loop;
 mod malformed;
 mod pipeline;
+mod props;
 mod routing;
 mod rules_cli;
 mod rules_config;

@@ -129,6 +129,61 @@ impl MailStack {
         assert!(ok, "mailstack add-user failed");
     }
 
+    /// From now on mail to these addresses bounces: Postfix still accepts
+    /// it, Dovecot's LMTP refuses it (550 5.1.1 User doesn't exist), and
+    /// Postfix returns a real DSN to the envelope sender. Their IMAP
+    /// logins stop working too (the mailbox is gone).
+    pub fn remove_mailbox(&self, users: &[&str]) {
+        let ok = Command::new(Path::new(ROOT).join("scripts/mailstack"))
+            .arg("remove-mailbox")
+            .arg(self.stack_dir())
+            .args(users)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mailstack remove-mailbox failed");
+    }
+
+    /// Mails in Postfix's queue: accepted over SMTP (or generated, like
+    /// a DSN) and not yet delivered or bounced. Zero means everything
+    /// Postfix accepted is in a maildir.
+    pub fn postfix_queue_len(&self) -> usize {
+        fn files(dir: &Path) -> usize {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => files(&e.path()),
+                        Ok(t) if t.is_file() => 1,
+                        _ => 0,
+                    })
+                    .sum()
+            })
+        }
+        let spool = self.stack_dir().join("spool");
+        ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"]
+            .iter()
+            .map(|q| files(&spool.join(q)))
+            .sum()
+    }
+
+    /// The UID the next mail delivered to `user`'s INBOX will get.
+    pub async fn uid_next(&self, user: &str) -> u32 {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.imap_port))
+            .await
+            .unwrap();
+        let mut client = async_imap::Client::new(tcp);
+        let _ = client.read_response().await.unwrap();
+        let mut session = client
+            .login(user, &self.password)
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let mailbox = session.select("INBOX").await.unwrap();
+        let _ = session.logout().await;
+        mailbox.uid_next.expect("UIDNEXT in the SELECT response")
+    }
+
     /// Sends raw bytes over SMTP as `from` to `to` (no auth, loopback).
     pub async fn send_raw(&self, from: &str, to: &[&str], raw: &[u8]) {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
