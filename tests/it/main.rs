@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod classes;
 mod crash;
 mod golden;
 mod inspect;

@@ -630,6 +630,12 @@ pub fn list(config: &Path) -> Vec<Value> {
     serde_json::from_str(&cli(config, &["tickets", "list", "--json"], None)).unwrap()
 }
 
+/// Every ticket, the hidden ones (spam, rejected, automatic mail that
+/// answers nothing of ours) included.
+pub fn list_all(config: &Path) -> Vec<Value> {
+    serde_json::from_str(&cli(config, &["tickets", "list", "--all", "--json"], None)).unwrap()
+}
+
 /// Polls `f` until it returns `Some`.
 pub async fn eventually<T>(
     what: &str,
