@@ -17,11 +17,14 @@ const MAX_INLINE_IMAGE: usize = 1024 * 1024;
 
 /// Standard base64 with padding.
 fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -110,13 +113,8 @@ pub fn inspect(raw: &[u8], options: &Options<'_>) -> Inspection {
                     .attachments
                     .iter()
                     .find(|a| a.content_id.as_deref() == Some(cid))?;
-                (a.content.len() <= MAX_INLINE_IMAGE).then(|| {
-                    format!(
-                        "data:{};base64,{}",
-                        a.content_type,
-                        base64(&a.content)
-                    )
-                })
+                (a.content.len() <= MAX_INLINE_IMAGE)
+                    .then(|| format!("data:{};base64,{}", a.content_type, base64(&a.content)))
             })
         }),
         attachments: mail
@@ -247,11 +245,25 @@ pub fn score(labels: &[Label]) -> anyhow::Result<Score> {
     Ok(s)
 }
 
+/// Whether a labelled `.txt`/`.html` file is a whole mail rather than a
+/// bare body: its first line is a header field. (A body may quote a
+/// `From:` line further down.)
 fn looks_like_mail(raw: &[u8]) -> bool {
     let head = String::from_utf8_lossy(&raw[..raw.len().min(2000)]).to_ascii_lowercase();
-    head.lines().take(30).any(|l| {
-        l.starts_with("from:") || l.starts_with("received:") || l.starts_with("message-id:")
-    })
+    let first = head.lines().next().unwrap_or("");
+    [
+        "from:",
+        "received:",
+        "return-path:",
+        "message-id:",
+        "delivered-to:",
+        "date:",
+        "mime-version:",
+        "x-",
+    ]
+    .iter()
+    .any(|h| first.starts_with(h))
+        && first.contains(':')
 }
 
 /// Prints the per-class table.
@@ -334,7 +346,10 @@ MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n\
 iVBORw0KGgo=\r\n--r--\r\n";
         let i = inspect(raw, &Options::default());
         let h = i.html_sanitized.unwrap();
-        assert!(h.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""), "{h}");
+        assert!(
+            h.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""),
+            "{h}"
+        );
         assert!(!h.contains("tracker.example.net"), "{h}");
         assert!(!h.contains("script"), "{h}");
         assert_eq!(i.text.trim(), "Look");

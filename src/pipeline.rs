@@ -851,13 +851,19 @@ impl Pipeline {
             };
         }
         if self
-            .notify(
+            .staff_mail(
                 tx,
                 &config,
                 &target,
                 &ticket,
-                &plan,
-                &excerpt(new_text),
+                &plan.notify,
+                templates::Kind::Notification,
+                // A mail of nothing but history: quote what there is.
+                &excerpt(if new_text.trim().is_empty() {
+                    &mail.text
+                } else {
+                    new_text
+                }),
                 now,
             )
             .await?
@@ -1053,7 +1059,9 @@ impl Pipeline {
         tx.insert_event(ticket.ticket_id, "bounce", None, Some(&detail), now)
             .await?;
         info!(ticket = %ticket.reference, failed, detail = %detail, "bounce stored");
-        if failed && !report.status.as_deref().is_some_and(|s| s.starts_with('4')) {
+        // Only permanent failures count against an address (a full mailbox
+        // or a failure after retries may take mail next time).
+        if report.is_hard() {
             let window = config.general.bounce_suppress_for.as_millis() as i64;
             for r in &report.recipients {
                 if let Some(until) = tx
@@ -1355,31 +1363,6 @@ impl Pipeline {
         Ok(ticket)
     }
 
-    /// Mail to staff named by the rules, and to the managers of a new
-    /// ticket nobody was assigned. Returns whether any was queued.
-    async fn notify(
-        &self,
-        tx: &mut Tx,
-        config: &Config,
-        department: &Department,
-        ticket: &Ticket,
-        plan: &routing::Plan,
-        excerpt: &str,
-        now: i64,
-    ) -> anyhow::Result<bool> {
-        self.staff_mail(
-            tx,
-            config,
-            department,
-            ticket,
-            &plan.notify,
-            templates::Kind::Notification,
-            excerpt,
-            now,
-        )
-        .await
-    }
-
     /// Queues an automatic reply to the sender (acknowledgement or
     /// rejection) unless the sender already got `auto_reply_limit_per_hour`
     /// of them.
@@ -1519,16 +1502,16 @@ const BOUNCE_LOOKBACK_MS: i64 = 30 * 86_400_000;
 /// Most of the customer's new text quoted in a notification.
 const MAX_EXCERPT: usize = 2000;
 
-/// Whether a bounce reports a failed delivery (not a delay, relay or
-/// success notice). A bounce that says nothing either way failed.
+/// Whether a bounce reports a failed delivery (not a delay or a success
+/// notice). A bounce that says nothing either way failed.
 fn bounce_failed(b: &bounce::Bounce) -> bool {
-    match b.action.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        Some("failed") => true,
-        Some(_) => false,
-        None => !b
-            .status
-            .as_deref()
-            .is_some_and(|s| s.starts_with('4') || s.starts_with('2')),
+    match b.kind {
+        bounce::Kind::Hard | bounce::Kind::Soft => true,
+        bounce::Kind::Delayed | bounce::Kind::Delivered => false,
+        bounce::Kind::Unknown => !matches!(
+            b.action.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some(a) if a != "failed"
+        ),
     }
 }
 
@@ -1568,24 +1551,16 @@ fn excerpt(text: &str) -> String {
     format!("{} […]", &text[..end])
 }
 
-/// The class of an inbound mail: our own automatic mail coming back
-/// (`X-Helpdesk-Loop` naming this installation) is a loop; otherwise
-/// `classify::classify` decides.
+/// The class of an inbound mail (`classify::classify_with`), with our own
+/// `X-Helpdesk-Loop` marker recognised as a loop.
 pub fn classify_mail(mail: &Inbound, ours: &[&str], installation: &str) -> (Class, String) {
-    let own = mail.headers.iter().any(|(name, value)| {
-        name.eq_ignore_ascii_case(compose::LOOP_HEADER)
-            && value.trim().eq_ignore_ascii_case(installation)
-    });
-    if own {
-        return (
-            Class::Loop,
-            format!(
-                "{}: {installation} (our own automatic mail)",
-                compose::LOOP_HEADER
-            ),
-        );
-    }
-    classify::classify(mail, ours)
+    classify::classify_with(
+        mail,
+        &classify::Context {
+            ours,
+            installation: Some(installation),
+        },
+    )
 }
 
 /// An outgoing mail before composition.

@@ -189,10 +189,11 @@ fn parse_inner(raw: &[u8], options: Options<'_>) -> Inbound {
     if raw.is_empty() {
         return unreadable(raw, "empty message");
     }
+    let (raw, mut problems) = repair(raw);
+    let raw = raw.as_ref();
     let Some(m) = MessageParser::default().parse(raw) else {
         return unreadable(raw, "no header could be read");
     };
-    let mut problems = Vec::new();
     let fallback = fallback_charset(&m, options.fallback_charset);
 
     let subject = header_text(&m, "Subject", &fallback, &mut problems).unwrap_or_default();
@@ -416,19 +417,174 @@ fn unfold(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A text part without a declared charset whose bytes are not UTF-8,
-/// decoded with the fallback charset instead of replaced.
+/// Mistakes of real mail fixed before parsing, each noted: bare CR line
+/// ends (old Mac clients), a header block without a final line end, and
+/// `Content-Type` parameters written on a line of their own without the
+/// folding whitespace (some webmailers). Header lines without a colon are
+/// only noted. Linear in the size of the mail.
+fn repair(raw: &[u8]) -> (Cow<'_, [u8]>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut out = Cow::Borrowed(raw);
+    if !raw.contains(&b'\n') && raw.contains(&b'\r') {
+        problems.push("bare CR line ends (read as CRLF)".to_string());
+        let mut v = Vec::with_capacity(raw.len() + raw.len() / 32);
+        for &b in raw {
+            v.push(b);
+            if b == b'\r' {
+                v.push(b'\n');
+            }
+        }
+        out = Cow::Owned(v);
+    }
+    // Lines, with the header block of the top level and of each part.
+    let mut fixed: Option<Vec<u8>> = None;
+    let mut in_header = true;
+    let mut prev_param_open = false;
+    let mut pos = 0;
+    let bytes = out.as_ref();
+    let mut no_colon = 0usize;
+    while pos < bytes.len() {
+        let end = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| pos + i + 1);
+        let line = &bytes[pos..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            in_header = false;
+            prev_param_open = false;
+        } else if content.starts_with(b"--") {
+            // A MIME boundary: a part's header block follows.
+            in_header = true;
+            prev_param_open = false;
+        } else if in_header {
+            let starts_ws = matches!(content[0], b' ' | b'\t');
+            let lower: Vec<u8> = content
+                .iter()
+                .take(24)
+                .map(u8::to_ascii_lowercase)
+                .collect();
+            let param = [&b"boundary="[..], b"charset=", b"name=", b"filename="]
+                .iter()
+                .any(|p| lower.starts_with(p));
+            if !starts_ws && prev_param_open && param {
+                let v = fixed.get_or_insert_with(|| bytes[..pos].to_vec());
+                v.push(b'\t');
+                if !problems
+                    .iter()
+                    .any(|p: &String| p.starts_with("a Content-Type parameter"))
+                {
+                    problems.push(
+                        "a Content-Type parameter on a line of its own (read as folded)"
+                            .to_string(),
+                    );
+                }
+            } else if !starts_ws && !content.contains(&b':') {
+                no_colon += 1;
+            }
+            let header_start =
+                lower.starts_with(b"content-type:") || lower.starts_with(b"content-disposition:");
+            prev_param_open =
+                (header_start || (starts_ws && prev_param_open) || (param && prev_param_open))
+                    && content.trim_ascii_end().ends_with(b";");
+        }
+        if let Some(v) = &mut fixed {
+            v.extend_from_slice(line);
+        }
+        pos = end;
+    }
+    if no_colon > 0 {
+        problems.push(format!("{no_colon} header line(s) without a colon"));
+    }
+    if let Some(v) = fixed {
+        out = Cow::Owned(v);
+    }
+    // Headers only, the last one without a line end: mail-parser would
+    // drop it.
+    let b = out.as_ref();
+    if !b.ends_with(b"\n")
+        && !b.windows(2).any(|w| w == b"\n\n")
+        && !b.windows(4).any(|w| w == b"\r\n\r\n")
+    {
+        let mut v = out.into_owned();
+        v.extend_from_slice(b"\r\n\r\n");
+        out = Cow::Owned(v);
+    }
+    (out, problems)
+}
+
+/// Decodes UTF-7 (RFC 2152): mail-parser's decoder drops the character
+/// that ends a base64 run when it is not `-`.
+fn decode_utf7(bytes: &[u8]) -> String {
+    fn value(b: u8) -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let mut out = String::with_capacity(bytes.len());
+    let mut units: Vec<u16> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b != b'+' {
+            out.push(if b.is_ascii() { b as char } else { '\u{FFFD}' });
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if bytes.get(i) == Some(&b'-') {
+            out.push('+');
+            i += 1;
+            continue;
+        }
+        let (mut acc, mut bits) = (0u32, 0u32);
+        units.clear();
+        while let Some(v) = bytes.get(i).and_then(|&c| value(c)) {
+            acc = (acc << 6) | v;
+            bits += 6;
+            if bits >= 16 {
+                bits -= 16;
+                units.push((acc >> bits) as u16);
+                acc &= (1 << bits) - 1;
+            }
+            i += 1;
+        }
+        out.extend(char::decode_utf16(units.iter().copied()).map(|r| r.unwrap_or('\u{FFFD}')));
+        // A `-` ends the run and is absorbed; anything else is text.
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A text part whose bytes mail-parser could not read right, decoded
+/// again from its raw bytes: UTF-7 (see `decode_utf7`), and parts without
+/// a declared charset, or with one nobody knows, whose bytes are not
+/// UTF-8 (read with the fallback charset instead of replaced).
 fn undeclared_8bit_text(m: &Message<'_>, index: usize, fallback: &str) -> Option<String> {
     let part = m.parts.get(index)?;
     let PartType::Text(text) = &part.body else {
         return None;
     };
-    if !text.contains('\u{FFFD}')
-        || part
-            .content_type()
-            .and_then(|ct| ct.attribute("charset"))
-            .is_some()
-    {
+    let declared = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .map(str::to_ascii_lowercase);
+    let utf7 = matches!(
+        declared.as_deref(),
+        Some("utf-7" | "utf7" | "unicode-1-1-utf-7")
+    );
+    let known = declared
+        .as_deref()
+        .is_some_and(|cs| charset_decoder(cs.as_bytes()).is_some());
+    if !utf7 && (known || !text.contains('\u{FFFD}')) {
         return None;
     }
     let start = usize::try_from(part.offset_body).ok()?;
@@ -441,6 +597,9 @@ fn undeclared_8bit_text(m: &Message<'_>, index: usize, fallback: &str) -> Option
         }
         mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body)?,
     };
+    if utf7 {
+        return Some(decode_utf7(&bytes));
+    }
     if std::str::from_utf8(&bytes).is_ok() {
         return None;
     }
@@ -465,7 +624,14 @@ fn body_text(m: &Message<'_>, fallback: &str) -> (String, Vec<String>) {
         .text_body
         .first()
         .and_then(|&i| undeclared_8bit_text(m, i as usize, fallback));
-    if redecoded.is_some() {
+    let utf7 = m.text_body.first().and_then(|&i| {
+        m.parts
+            .get(i as usize)?
+            .content_type()?
+            .attribute("charset")
+            .map(|c| c.to_ascii_lowercase().contains("utf-7") || c.eq_ignore_ascii_case("utf7"))
+    }) == Some(true);
+    if redecoded.is_some() && !utf7 {
         problems.push(format!(
             "undeclared 8-bit bytes in the text (read as {fallback})"
         ));

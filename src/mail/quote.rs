@@ -7,8 +7,8 @@
 //!   Russian, Ukrainian, Scandinavian, Chinese; Gmail's `2026-01-05 10:00
 //!   GMT+01:00 Name <a@x>:`), possibly wrapped over several lines. A real
 //!   attribution names a date or an address, so prose such as "As my
-//!   manager wrote:" does not count; one that names neither an address nor
-//!   a time counts only when a `>` quote follows it;
+//!   manager wrote:" does not count; one that names no address, and no time
+//!   after a comma, counts only when a `>` quote follows it;
 //! - a separator line (`-----Original Message-----`, ProtonMail's
 //!   `------- Original Message -------`, `---------- Forwarded message
 //!   ---------`, Apple's `Begin forwarded message:`, their translations,
@@ -22,9 +22,10 @@
 //! showing some history. So an attribution followed by a `>` quote and then
 //! more unquoted text is an inline reply, kept whole; a history at the very
 //! top (a reply written below the quote, a forward without a comment) is
-//! skipped and what follows it is the new text; only a text that is nothing
-//! but history (an attribution or separator and its quote, nothing written
-//! after it) has an empty new text. A text made only of `>` lines with no
+//! skipped and what follows it is the new text, unless answers sit between
+//! quotes below it (an inline reply again, kept from the top); only a text
+//! that is nothing but history (an attribution and its quote, a header
+//! block) has an empty new text. A text made only of `>` lines with no
 //! attribution is kept.
 //!
 //! The signature is the end of the new text after a `-- ` line, or a
@@ -187,13 +188,14 @@ fn is_decoration(line: &str) -> bool {
 enum Kind {
     Separator,
     Headers,
-    /// `strong`: names an address or a time, not only a date.
+    /// `strong`: names an address, or a time and a comma, not only a date.
     Attribution {
         strong: bool,
     },
 }
 
-/// Where the history starts, as a byte range of the new text.
+/// The new text as a byte range of `text`: after the history at its top,
+/// if any, up to the history below it.
 fn bounds(text: &str) -> (usize, usize) {
     let lines = Lines::new(text);
     let n = lines.len();
@@ -204,6 +206,12 @@ fn bounds(text: &str) -> (usize, usize) {
         let l = lines.line[i];
         tail_quoted[i] =
             is_signature_marker(l) || ((l.is_empty() || is_quote(l)) && tail_quoted[i + 1]);
+    }
+    // inline_from[i]: a `>` line at or after i has unquoted text after it
+    // (an answer between quotes).
+    let mut inline_from = vec![false; n + 1];
+    for i in (0..n).rev() {
+        inline_from[i] = inline_from[i + 1] || is_quote(lines.line[i]) && !tail_quoted[i];
     }
     // The new text starts at `top`; `written`: something of it seen.
     let mut top = 0;
@@ -225,14 +233,21 @@ fn bounds(text: &str) -> (usize, usize) {
                 continue;
             }
             // A quote at the top: history when it opens with an
-            // attribution or a separator.
+            // attribution.
             if !quoted_history(&lines, i) {
                 written = true;
                 i += 1;
                 continue;
             }
-            i = lines.skip_quote(i);
-            top = i;
+            let next = lines.skip_quote(i);
+            if inline_from[next] {
+                // Answers between the quotes: all kept.
+                written = true;
+            } else {
+                // Written below the quote.
+                top = next;
+            }
+            i = next;
             continue;
         }
         let Some((kind, len)) = history_at(&lines, i) else {
@@ -258,9 +273,14 @@ fn bounds(text: &str) -> (usize, usize) {
                 if after < n && is_quote(lines.line[after]) {
                     let next = lines.skip_quote(after);
                     if !written {
-                        // Written below the quote.
+                        if inline_from[next] {
+                            // Answers between the quotes: all kept.
+                            written = true;
+                        } else {
+                            // Written below the quote.
+                            top = next;
+                        }
                         i = next;
-                        top = i;
                     } else if next < n && is_reply_text(&lines, next)
                         || next >= n && lines.truncated
                     {
@@ -279,8 +299,8 @@ fn bounds(text: &str) -> (usize, usize) {
                     i += len;
                     top = i;
                 } else {
-                    // A date and words ending in "wrote:" but no quote, no
-                    // address, no time: prose.
+                    // A weak attribution (a date, no address) without a
+                    // quote: prose.
                     written = true;
                     i += 1;
                 }
@@ -312,7 +332,8 @@ fn is_reply_text(lines: &Lines<'_>, i: usize) -> bool {
         && history_at(lines, i).is_none()
 }
 
-/// A `>` block that opens with an attribution or a separator.
+/// A `>` block that opens with an attribution. (One that opens with a
+/// separator may be a forward: kept.)
 fn quoted_history(lines: &Lines<'_>, i: usize) -> bool {
     fn unquote(l: &str) -> &str {
         l.trim_start_matches(|c: char| c == '>' || c.is_whitespace())
@@ -321,7 +342,7 @@ fn quoted_history(lines: &Lines<'_>, i: usize) -> bool {
     if first.len() > 300 {
         return false;
     }
-    if is_separator(first) || attribution_text(first).is_some() {
+    if attribution_text(first).is_some() {
         return true;
     }
     match lines.line.get(i + 1) {
@@ -437,6 +458,9 @@ fn is_separator(line: &str) -> bool {
 enum Label {
     From,
     Sent,
+    To,
+    Subject,
+    /// `Cc`, `Reply-To`, …
     Other,
     /// `Word: value`, a header these lists do not know.
     Unknown,
@@ -503,100 +527,121 @@ const SENT_LABELS: &[&str] = &[
     "送信日時",
 ];
 
-const OTHER_LABELS: &[&str] = &[
+const TO_LABELS: &[&str] = &[
     "to",
-    "cc",
-    "bcc",
-    "subject",
-    "reply-to",
     "an",
-    "kopie",
-    "betreff",
-    "antwort an",
     "à",
-    "cc ",
-    "objet",
-    "répondre à",
     "para",
-    "asunto",
-    "responder a",
-    "assunto",
     "a",
-    "oggetto",
-    "rispondi a",
     "aan",
-    "onderwerp",
     "kime",
-    "bilgi",
-    "konu",
     "komu",
-    "předmět",
     "do",
-    "temat",
-    "kopia",
     "кому",
-    "копия",
-    "тема",
     "till",
-    "ämne",
     "til",
-    "emne",
     "vastaanottaja",
-    "aihe",
     "címzett",
-    "tárgy",
     "收件人",
-    "主题",
-    "抄送",
-    "件名",
     "宛先",
 ];
 
-/// The label of a `Label: value` header line (`*From:*` too).
-fn header_label(line: &str) -> Option<Label> {
+const SUBJECT_LABELS: &[&str] = &[
+    "subject",
+    "betreff",
+    "objet",
+    "asunto",
+    "assunto",
+    "oggetto",
+    "onderwerp",
+    "konu",
+    "předmět",
+    "temat",
+    "тема",
+    "ämne",
+    "emne",
+    "aihe",
+    "tárgy",
+    "主题",
+    "主旨",
+    "件名",
+];
+
+const OTHER_LABELS: &[&str] = &[
+    "cc",
+    "bcc",
+    "reply-to",
+    "kopie",
+    "antwort an",
+    "répondre à",
+    "responder a",
+    "rispondi a",
+    "bilgi",
+    "kopia",
+    "копия",
+    "копія",
+];
+
+/// A `Label: value` header line (`*From:*` too).
+fn header_label(line: &str) -> Option<(Label, &str)> {
     let l = line.trim_start_matches(['*', ' ']);
     let colon = l.find([':', '：'])?;
     let label = l[..colon].trim().trim_end_matches('*').trim();
     if label.is_empty() || label.len() > 30 || label.split_whitespace().count() > 3 {
         return None;
     }
+    let value = l[colon..].trim_start_matches([':', '：', '*', ' ']);
     let f = fold(label);
     let f = f.as_str();
-    if FROM_LABELS.contains(&f) {
-        Some(Label::From)
+    let kind = if FROM_LABELS.contains(&f) {
+        Label::From
     } else if SENT_LABELS.contains(&f) {
-        Some(Label::Sent)
+        Label::Sent
+    } else if TO_LABELS.contains(&f) {
+        Label::To
+    } else if SUBJECT_LABELS.contains(&f) {
+        Label::Subject
     } else if OTHER_LABELS.contains(&f) {
-        Some(Label::Other)
+        Label::Other
     } else if f.chars().all(|c| c.is_alphabetic() || c == '-' || c == ' ') {
-        Some(Label::Unknown)
+        Label::Unknown
     } else {
-        None
-    }
+        return None;
+    };
+    Some((kind, value))
 }
 
-/// An Outlook-style header block starting at line `i` with a known label:
-/// a `From` line and a `Sent`/`Date` one, or three known labels with a
-/// `From`; its length in lines.
+/// An Outlook-style header block starting at line `i` with a known label,
+/// and its length in lines: a `From` line with a `Subject` and a `Sent`
+/// or `To` line, or a `From` with an address and a `Sent` with a time.
+/// (A customer's "From: Istanbul / To: Ankara / Date: 5 May 10:00" is no
+/// header block.)
 fn header_block(lines: &Lines<'_>, i: usize) -> Option<usize> {
-    let first = header_label(lines.line[i])?;
-    if first == Label::Unknown {
+    if matches!(header_label(lines.line[i])?, (Label::Unknown, _)) {
         return None;
     }
-    let (mut from, mut sent, mut known) = (false, false, 0);
+    let (mut from, mut addressed, mut sent, mut timed, mut to, mut subject) =
+        (false, false, false, false, false, false);
     let mut end = i;
     let mut continued = false;
     let mut j = i;
     while j < lines.len() && j < i + 12 {
         let l = lines.line[j];
         match header_label(l) {
-            Some(label) => {
+            Some((label, value)) => {
                 match label {
-                    Label::From => from = true,
-                    Label::Sent => sent = true,
+                    Label::From => {
+                        from = true;
+                        addressed |= value.contains('@');
+                    }
+                    Label::Sent => {
+                        sent = true;
+                        timed |= has_time(value);
+                    }
+                    Label::To => to = true,
+                    Label::Subject => subject = true,
                     Label::Other | Label::Unknown => {}
                 }
-                known += usize::from(label != Label::Unknown);
                 continued = false;
                 end = j + 1;
             }
@@ -609,7 +654,7 @@ fn header_block(lines: &Lines<'_>, i: usize) -> Option<usize> {
         }
         j += 1;
     }
-    (from && (sent || known >= 3) && known >= 2).then_some(end - i)
+    (from && (subject && (sent || to) || addressed && timed)).then_some(end - i)
 }
 
 /// Lowercase words that start an attribution (`On …`, `Am …`, `Le …`).
@@ -663,7 +708,9 @@ const VERBS_BEFORE_NAME: &[&str] = &[
 ];
 
 /// Whether `s` (one line, or a wrapped attribution joined with spaces) is an
-/// attribution: `Some(strong)`, strong when it names an address or a time.
+/// attribution: `Some(strong)`, strong when it names an address, or a time
+/// and a comma (`On 5 Jan 2026, at 10:00, Ann wrote:`; "On 5 May at 10:00
+/// the server wrote:" is weak).
 fn attribution_text(s: &str) -> Option<bool> {
     if s.len() > 600 {
         return None;
@@ -677,7 +724,7 @@ fn attribution_text(s: &str) -> Option<bool> {
     let address = f.contains('@');
     let time = has_time(&f);
     let lead = LEADS.iter().any(|l| f.starts_with(l));
-    let iso = starts_with_iso_date(&f);
+    let iso = gmail_iso(&f);
     let shape = ENDINGS.iter().any(|e| f.ends_with(e))
         || (f.ends_with(':') && (address || lead) && VERBS_BEFORE_NAME.iter().any(|v| f.contains(v)))
         // Zoho: `---- On … wrote ----`.
@@ -685,11 +732,11 @@ fn attribution_text(s: &str) -> Option<bool> {
         // Gmail in some languages: `<date> <time>, Name <a@x>:`.
         || (f.ends_with(">:") && address && time)
         // Gmail: `2026-01-05 10:00 GMT+01:00 Name <a@x>:`.
-        || (iso && (address || f.contains("gmt") || f.contains("utc")));
+        || iso;
     if !shape {
         return None;
     }
-    if address || time || iso {
+    if address || iso || time && f.contains(',') {
         Some(true)
     } else if f.bytes().any(|b| b.is_ascii_digit()) {
         Some(false)
@@ -708,6 +755,22 @@ fn has_time(s: &str) -> bool {
             && b[i + 2].is_ascii_digit()
             && b.get(i + 3).is_none_or(|c| !c.is_ascii_digit())
     })
+}
+
+/// Gmail's attribution with an ISO date: `2026-01-05 10:00 GMT+01:00 Name
+/// <a@x>:` (the address or the colon may be missing) or `2026/1/5 Name
+/// <a@x>`; not a log line such as `2026-01-05 10:00:01 UTC error …`.
+fn gmail_iso(f: &str) -> bool {
+    if !starts_with_iso_date(f) {
+        return false;
+    }
+    let words = f.split_whitespace().count();
+    if let Some(at) = f.find(" gmt+").or_else(|| f.find(" gmt-")) {
+        // The offset, then a name.
+        let name = f[at + 5..].split_whitespace().skip(1).count();
+        return f.ends_with(':') || f.ends_with('>') || (1..=4).contains(&name);
+    }
+    f.contains('@') && (f.ends_with('>') || f.ends_with(">:")) && words <= 10
 }
 
 /// `2026-01-05 …` or `2026/1/5 …`.
@@ -734,13 +797,18 @@ fn starts_with_iso_date(s: &str) -> bool {
     b.get(i).is_none_or(|&c| c == b' ')
 }
 
-/// Whether a wrapped attribution may start with this line.
-fn is_anchor(line: &str) -> bool {
+/// How a line can start a wrapped attribution: `Some(true)` when it starts
+/// like one (`On …`, a date), `Some(false)` when it names an address in
+/// `<…>` or ends with an opening `<`.
+fn anchor(line: &str) -> Option<bool> {
     let f = fold(line);
-    LEADS.iter().any(|l| f.starts_with(l))
-        || f.starts_with(|c: char| c.is_ascii_digit())
-        || f.contains('@')
-        || f.ends_with('<')
+    if LEADS.iter().any(|l| f.starts_with(l)) || f.starts_with(|c: char| c.is_ascii_digit()) {
+        Some(true)
+    } else if f.ends_with('<') || f.contains('<') && f.contains('@') {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// An attribution starting at line `i`: its length in lines (a mail client
@@ -754,12 +822,9 @@ fn attribution(lines: &Lines<'_>, i: usize) -> Option<(usize, bool)> {
     if let Some(strong) = attribution_text(first) {
         return Some((1, strong));
     }
-    if !is_anchor(first) {
-        return None;
-    }
-    let mut joined = first.to_string();
-    let mut rest = String::new();
-    let (mut blanks, mut words) = (0, 1);
+    let starts_like_one = anchor(first)?;
+    let mut pieces = vec![first];
+    let mut blanks = 0;
     for j in i + 1..lines.len().min(i + 7) {
         let l = lines.line[j];
         if l.is_empty() {
@@ -782,23 +847,22 @@ fn attribution(lines: &Lines<'_>, i: usize) -> Option<(usize, bool)> {
         } else {
             l
         };
-        joined.push(' ');
-        joined.push_str(piece);
-        rest.push(' ');
-        rest.push_str(piece);
-        words += 1;
+        pieces.push(piece);
+        let joined = pieces.join(" ");
         if let Some(strong) = attribution_text(&joined) {
-            // The attribution starts later when its lines after the first
-            // are one already, after a sentence or starting like one.
-            let rest = rest.trim();
-            let later = attribution_text(rest).is_some()
-                && (first.ends_with(['.', '!', '?'])
-                    || fold(rest).starts_with(|c: char| c.is_ascii_digit())
-                    || LEADS.iter().any(|l| fold(rest).starts_with(l)));
+            // The attribution starts later when a later part is one of its
+            // own: one that starts like an attribution, or any after a
+            // first line that does not or that ends a sentence.
+            let later = (1..pieces.len()).any(|k| {
+                attribution_text(&pieces[k..].join(" ")).is_some()
+                    && (!starts_like_one
+                        || first.ends_with(['.', '!', '?'])
+                        || anchor(pieces[k]) == Some(true))
+            });
             let spaced_ok = blanks == 0 || joined.contains('@');
             return (!later && spaced_ok).then_some((j + 1 - i, strong));
         }
-        if is_quote(l) || words >= 4 {
+        if is_quote(l) || pieces.len() >= 4 {
             return None;
         }
     }
@@ -909,8 +973,8 @@ fn is_mobile_signature(line: &str) -> bool {
             .any(|w| f.contains(w)))
 }
 
-/// The new text and its signature: after a `-- ` line, or trailing mobile
-/// lines (at most two short other lines after them).
+/// The new text and its signature: after a `-- ` line, or the trailing
+/// mobile lines (at most two short other lines after them).
 fn signature_split(text: &str) -> (&str, &str) {
     let mut offset = 0;
     let mut lines = Vec::new();
@@ -926,23 +990,21 @@ fn signature_split(text: &str) -> (&str, &str) {
         lines.push((offset, t));
         offset += line.len();
     }
-    // other_after: lines after the current one that are not mobile ones
-    // (`None`: too many or too long).
-    let mut other_after = Some(0_usize);
+    // From the end: at most two short other lines, then mobile lines (and
+    // blank ones) up to the first other line.
+    let mut others = 0;
     let mut start = None;
     for &(offset, t) in lines.iter().rev() {
         if t.is_empty() {
             continue;
         }
         if is_mobile_signature(t) {
-            if other_after.is_some() {
-                start = Some(offset);
-            }
-            continue;
+            start = Some(offset);
+        } else if start.is_some() || others == 2 || t.chars().count() > 80 {
+            break;
+        } else {
+            others += 1;
         }
-        other_after = other_after
-            .filter(|&n| n < 2 && t.chars().count() <= 80)
-            .map(|n| n + 1);
     }
     if let Some(start) = start {
         let body = clean(&text[..start]);
@@ -955,66 +1017,524 @@ fn signature_split(text: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::new_text;
+    use super::{new_text, split};
 
-    #[test]
-    fn cuts_history_after_attribution_lines() {
-        for (text, want) in [
-            (
-                "Thanks!\n\nOn Mon, 1 Jan 2026, Ann <a@x> wrote:\n> old\n",
-                "Thanks!",
-            ),
-            (
-                "Tamam.\n\n1 Oca 2026 Pzt, Ali <a@x> şunu yazdı:\n> eski\n",
-                "Tamam.",
-            ),
-            (
-                "Díky.\n\nDne 1. 1. 2026 Jan <j@x> napsal(a):\n> staré\n",
-                "Díky.",
-            ),
-            ("Yes.\n\n-----Original Message-----\nFrom: x\n", "Yes."),
-            ("Ok\nFrom: Support\nSent: Monday\nSubject: x\n", "Ok"),
-            ("Hi\n> quoted\n> more\n", "Hi"),
-        ] {
-            assert_eq!(new_text(text), want, "{text:?}");
+    /// `(mail text, expected new text)`: the new text is compared after
+    /// trimming.
+    fn check(cases: &[(&str, &str)]) {
+        for (text, want) in cases {
+            assert_eq!(split(text).text.trim(), *want, "{text:?}");
         }
     }
 
     #[test]
-    fn prose_that_mentions_writing_is_kept() {
-        let text = "Hi team,\nThe printer is broken again.\nAs my manager wrote:\n> fix it\nShould I send it?\n";
-        assert_eq!(new_text(text), text);
-        let wrapped =
-            "Thanks.\n\nOn Mon, 1 Jan 2026 at 10:00, Ann Example <a@x.test>\nwrote:\n> old\n";
-        assert_eq!(new_text(wrapped), "Thanks.");
+    fn gmail_attributions() {
+        check(&[
+            (
+                "Thanks!\n\nOn Mon, 5 Jan 2026 at 10:00, Ann Lee <ann@example.com> wrote:\n> old\n",
+                "Thanks!",
+            ),
+            (
+                "Works now.\n\nOn Mon, Jan 5, 2026 at 10:00 AM Ann Lee <ann@example.com> wrote:\n\n> old\n> older\n",
+                "Works now.",
+            ),
+            // Wrapped before the address, and with the address alone.
+            (
+                "Done.\n\nOn Mon, Jan 5, 2026 at 10:00 AM, Someone With A Long Name <\nsomeone@example.com> wrote:\n\n> old\n",
+                "Done.",
+            ),
+            (
+                "Done.\nOn Mon, 5 Jan 2026 10:00, \"Ann Lee\"\n<ann@example.com>\nwrote:\n\n> old\n",
+                "Done.",
+            ),
+            // A link rendered around the address, over blank lines.
+            (
+                "Yes\n\nOn Mon, 5 Jan 2026 at 10:00 Ann Lee\n\n<\nmailto:Ann Lee <ann@example.com>\n> wrote:\n\nold text\n",
+                "Yes",
+            ),
+            // Gmail with ISO dates, with and without an address.
+            (
+                "Fine.\n\n2026-01-05 10:00 GMT+01:00 Ann Lee <ann@example.com>:\n> old\n",
+                "Fine.",
+            ),
+            (
+                "Fine.\n\n2026-01-05 10:00 GMT+01:00 Ann Lee\n\nold text\n",
+                "Fine.",
+            ),
+            (
+                "Fine.\n\n2026/1/5 Ann Lee <ann@example.com>\n\n| old text\n",
+                "Fine.",
+            ),
+            // Zoho.
+            (
+                "Ok.\n\n---- On Mon, 05 Jan 2026 10:00:00 +0100 Ann <ann@example.com> wrote ----\n\nold\n",
+                "Ok.",
+            ),
+        ]);
     }
 
     #[test]
-    fn a_long_run_of_quotes_before_an_answer_is_kept() {
+    fn outlook_header_blocks() {
+        check(&[
+            (
+                "Yes.\n\n-----Original Message-----\nFrom: Ann <ann@example.com>\nSent: Monday, January 5, 2026 10:00 AM\nTo: Support\nSubject: Printer\n\nold\n",
+                "Yes.",
+            ),
+            (
+                "Yes.\n\n________________________________\nFrom: Ann Lee <ann@example.com>\nSent: Monday, 5 January 2026 10:00\nTo: Support\nSubject: Printer\n\nold\n",
+                "Yes.",
+            ),
+            // Outlook mobile: no separator line.
+            (
+                "Yes.\n\nFrom: Ann Lee <ann@example.com>\nSent: Monday, January 5, 2026 10:00:00 AM\nTo: Support <help@example.org>\nSubject: Re: Printer\n\nold\n",
+                "Yes.",
+            ),
+            // Bold labels after a dashed line (Outlook for Mac, some webmails).
+            (
+                "Yes.\n\n ---------------------\n\n*From:* Ann\n*Sent:* 2026-01-05\n*To:* help@example.org\n*Subject:* Printer\n\nold\n",
+                "Yes.",
+            ),
+            // A wrapped subject; Cc between.
+            (
+                "Yes.\n\nFrom: Ann\nDate: Mon, 5 Jan 2026 10:00\nTo: Support\nCc: Bob\nSubject: A subject long enough\n to wrap\n\nold\n",
+                "Yes.",
+            ),
+            ("Ok\nFrom: Support\nSent: Monday 10:00\nSubject: x\n", "Ok"),
+            (
+                "Ok\nFrom: ann@example.com\nSent: Monday 10:00\n\nold\n",
+                "Ok",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn other_clients() {
+        check(&[
+            // Apple Mail, iOS.
+            (
+                "Sure.\n\n> On 5 Jan 2026, at 10:00, Ann Lee <ann@example.com> wrote:\n> \n> old\n",
+                "Sure.",
+            ),
+            (
+                "Sure.\n\nOn 5 Jan 2026, at 10:00, Ann Lee <ann@example.com> wrote:\n\n> old\n",
+                "Sure.",
+            ),
+            (
+                "Sure.\n\n> Begin forwarded message:\n> \n> From: Ann <ann@example.com>\n> Subject: x\n",
+                "Sure.",
+            ),
+            // Thunderbird.
+            (
+                "Sure.\n\nOn 05/01/2026 10:00, Ann Lee wrote:\n> old\n",
+                "Sure.",
+            ),
+            // Yahoo.
+            (
+                "Sure.\n\nOn Monday, January 5, 2026, 10:00:00 AM GMT+1, Ann Lee <ann@example.com> wrote:\n\n\nold\n",
+                "Sure.",
+            ),
+            (
+                "Sure.\n\n----- Original Message -----\nFrom: Ann <ann@example.com>\nTo: help@example.org\nSent: Monday, January 5, 2026 10:00 AM\nSubject: x\n",
+                "Sure.",
+            ),
+            // ProtonMail (with its Unicode hyphens too).
+            (
+                "Sure.\n\n------- Original Message -------\nOn Monday, January 5th, 2026 at 10:00, Ann <ann@example.com> wrote:\n\n> old\n",
+                "Sure.",
+            ),
+            (
+                "Sure.\n\n\u{2010}\u{2010}\u{2010}\u{2010}\u{2010}\u{2010}\u{2010} Original Message \u{2010}\u{2010}\u{2010}\u{2010}\u{2010}\u{2010}\u{2010}\nold\n",
+                "Sure.",
+            ),
+            // Android (Samsung), Outlook mobile without `>`.
+            (
+                "Sure.\n\n-------- Original message --------\nFrom: Ann <ann@example.com>\nDate: 05/01/2026 10:00 (GMT+01:00)\nTo: help@example.org\nSubject: x\n\nold\n",
+                "Sure.",
+            ),
+            (
+                "Sure.\n\nOn Mon, Jan 5, 2026 at 10:00 AM +0100, \"Ann\" <ann@example.com> wrote:\n\nold text, not quoted\n",
+                "Sure.",
+            ),
+            // Forwarded with a comment: the comment.
+            (
+                "See below.\n\n---------- Forwarded message ---------\nFrom: Ann <ann@example.com>\nDate: Mon, Jan 5, 2026 at 10:00 AM\nSubject: x\nTo: <bob@example.com>\n\n\nforwarded text\n",
+                "See below.",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn turkish_and_czech() {
+        check(&[
+            // Gmail.
+            (
+                "Tamam, teşekkürler.\n\n5 Oca 2026 Pzt, 10:00 tarihinde Ayşe Yılmaz <ayse@example.com> şunu yazdı:\n> eski\n",
+                "Tamam, teşekkürler.",
+            ),
+            // Wrapped, typographic apostrophe in the name.
+            (
+                "Tamam.\n\n5 Oca 2026 Pzt, 10:00 tarihinde Ali O\u{2019}Brien <\nali@example.com> şunu yazdı:\n\n> eski\n",
+                "Tamam.",
+            ),
+            // Outlook.
+            (
+                "Oldu.\n\nKimden: Ayşe Yılmaz <ayse@example.com>\nGönderildi: 5 Ocak 2026 Pazartesi 10:00\nKime: Destek\nKonu: Yazıcı\n\neski\n",
+                "Oldu.",
+            ),
+            (
+                "Oldu.\n\n-----Orijinal İleti-----\nKimden: Ayşe\nGönderilme: 5 Ocak 2026 10:00\n",
+                "Oldu.",
+            ),
+            (
+                "Oldu.\n\n---------- İletilen ileti ---------\nGönderen: Ayşe <ayse@example.com>\nDate: 5 Oca 2026 Pzt 10:00\nSubject: x\nTo: <destek@example.com>\n",
+                "Oldu.",
+            ),
+            // Czech: Gmail, Seznam, Outlook.
+            (
+                "Díky.\n\nDne po 5. 1. 2026 10:00 uživatel Jan Novák <jan@example.cz> napsal:\n> staré\n",
+                "Díky.",
+            ),
+            (
+                "Díky.\n\npo 5. 1. 2026 v 10:00 odesílatel Jan Novák <jan@example.cz>\nnapsal:\n\n> staré\n",
+                "Díky.",
+            ),
+            (
+                "Díky.\n\nDne 5. 1. 2026 Jan <j@example.cz> napsal(a):\n> staré\n",
+                "Díky.",
+            ),
+            (
+                "Díky.\n\nOd: Jan Novák <jan@example.cz>\nOdesláno: pondělí 5. ledna 2026 10:00\nKomu: Podpora\nPředmět: Tiskárna\n\nstaré\n",
+                "Díky.",
+            ),
+            (
+                "Díky.\n\n-------- Původní zpráva --------\nOd: Jan\n",
+                "Díky.",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn other_languages() {
+        check(&[
+            // German.
+            (
+                "Danke.\n\nAm Mo., 5. Jan. 2026 um 10:00 Uhr schrieb Max Muster <max@example.de>:\n> alt\n",
+                "Danke.",
+            ),
+            (
+                "Danke.\n\nMax Muster <max@example.de> schrieb am Mo., 5. Jan.\n2026 um 10:00 Uhr:\n\n> alt\n",
+                "Danke.",
+            ),
+            (
+                "Danke.\n\nAm 05.01.26 um 10:00 schrieb Max Muster:\n> alt\n",
+                "Danke.",
+            ),
+            (
+                "Danke.\n\n-----Ursprüngliche Nachricht-----\nVon: Max <max@example.de>\nGesendet: Montag, 5. Januar 2026 10:00\nAn: Support\nBetreff: Drucker\n",
+                "Danke.",
+            ),
+            // French, with the non-breaking space before the colon.
+            (
+                "Merci.\n\nLe lun. 5 janv. 2026 à 10:00, Jean <jean@example.fr> a écrit\u{a0}:\n> ancien\n",
+                "Merci.",
+            ),
+            (
+                "Merci.\n\nDe : Jean <jean@example.fr>\nEnvoyé : lundi 5 janvier 2026 10:00\nÀ : Support\nObjet : Imprimante\n",
+                "Merci.",
+            ),
+            // Spanish.
+            (
+                "Gracias.\n\nEl lun, 5 ene 2026 a las 10:00, Juan (<juan@example.es>) escribió:\n> viejo\n",
+                "Gracias.",
+            ),
+            (
+                "Gracias.\n\nDe: Juan <juan@example.es>\nEnviado el: lunes, 5 de enero de 2026 10:00\nPara: Soporte\nAsunto: Impresora\n",
+                "Gracias.",
+            ),
+            // Italian.
+            (
+                "Grazie.\n\nIl giorno lun 5 gen 2026 alle ore 10:00 Mario <mario@example.it> ha scritto:\n> vecchio\n",
+                "Grazie.",
+            ),
+            (
+                "Grazie.\n\nDa: Mario <mario@example.it>\nInviato: lunedì 5 gennaio 2026 10:00\nA: Supporto\nOggetto: Stampante\n",
+                "Grazie.",
+            ),
+            // Dutch.
+            (
+                "Bedankt.\n\nOp ma 5 jan. 2026 om 10:00 schreef Jan <jan@example.nl>:\n> oud\n",
+                "Bedankt.",
+            ),
+            (
+                "Bedankt.\n\nVan: Jan <jan@example.nl>\nVerzonden: maandag 5 januari 2026 10:00\nAan: Support\nOnderwerp: Printer\n",
+                "Bedankt.",
+            ),
+            // Polish.
+            (
+                "Dzięki.\n\npon., 5 sty 2026 o 10:00 Jan Kowalski <jan@example.pl> napisał(a):\n> stare\n",
+                "Dzięki.",
+            ),
+            (
+                "Dzięki.\n\nW dniu 5.01.2026 o 10:00, Jan <jan@example.pl> pisze:\n> stare\n",
+                "Dzięki.",
+            ),
+            (
+                "Dzięki.\n\nOd: Jan <jan@example.pl>\nWysłano: poniedziałek, 5 stycznia 2026 10:00\nDo: Pomoc\nTemat: Drukarka\n",
+                "Dzięki.",
+            ),
+            // Portuguese.
+            (
+                "Obrigado.\n\nEm seg., 5 de jan. de 2026 às 10:00, João <joao@example.pt> escreveu:\n> antigo\n",
+                "Obrigado.",
+            ),
+            // Russian, Ukrainian.
+            (
+                "Спасибо.\n\n5 янв. 2026 г., в 10:00, Иван <ivan@example.ru> написал(а):\n> старое\n",
+                "Спасибо.",
+            ),
+            (
+                "Спасибо.\n\nпн, 5 янв. 2026 г. в 10:00, Иван <ivan@example.ru>:\n> старое\n",
+                "Спасибо.",
+            ),
+            (
+                "Спасибо.\n\nИван <ivan@example.ru> пишет:\n> 05.01.2026 старое\n",
+                "Спасибо.",
+            ),
+            (
+                "Спасибо.\n\nОт: Иван <ivan@example.ru>\nОтправлено: 5 января 2026 г. 10:00\nКому: Поддержка\nТема: Принтер\n",
+                "Спасибо.",
+            ),
+            (
+                "Дякую.\n\n5 січ. 2026 р. 10:00 \"Іван\" <ivan@example.ua> пише:\n> старе\n",
+                "Дякую.",
+            ),
+            // Norwegian; Chinese inside a quote.
+            (
+                "Takk.\n\nDen 5. jan. 2026 kl. 10.00 skrev Ola <ola@example.no>:\n\nold\n",
+                "Takk.",
+            ),
+            (
+                "谢谢。\n\n> 在 2026年1月5日，上午10:00，Li <li@example.cn> 写道：\n> 旧\n",
+                "谢谢。",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn mobile_signatures() {
+        for (text, signature) in [
+            ("Fine.\n\nSent from my iPhone\n", "Sent from my iPhone"),
+            ("Fine.\n\nSent from my Galaxy\n", "Sent from my Galaxy"),
+            (
+                "Tamam.\n\niPhone'umdan gönderildi\n",
+                "iPhone'umdan gönderildi",
+            ),
+            (
+                "Tamam.\n\niPhone\u{2019}umdan gönderildi",
+                "iPhone\u{2019}umdan gönderildi",
+            ),
+            ("Díky.\n\nOdesláno z iPhonu\n", "Odesláno z iPhonu"),
+            (
+                "Danke.\n\nVon meinem iPhone gesendet\n",
+                "Von meinem iPhone gesendet",
+            ),
+            ("Merci.\n\nEnvoyé de mon iPhone\n", "Envoyé de mon iPhone"),
+            (
+                "Ok.\n\nGet Outlook for Android\n",
+                "Get Outlook for Android",
+            ),
+            (
+                "Ok.\n\nGet Outlook for iOS<https://aka.ms/x>\n",
+                "Get Outlook for iOS<https://aka.ms/x>",
+            ),
+            (
+                "Ok.\n\nSent from Yahoo Mail on Android\n",
+                "Sent from Yahoo Mail on Android",
+            ),
+            ("Ok.\n\nSendt fra min iPad\n", "Sendt fra min iPad"),
+            (
+                "Ok.\n\nEnviado desde mi iPhone\n",
+                "Enviado desde mi iPhone",
+            ),
+            (
+                "Ok.\n\nSent from my phone, please excuse typos.\nAnn\n",
+                "Sent from my phone, please excuse typos.\nAnn",
+            ),
+        ] {
+            let s = split(text);
+            assert_eq!(
+                (s.text, s.signature),
+                (text.split("\n\n").next().unwrap(), signature),
+                "{text:?}"
+            );
+        }
+        // Before the history too.
+        let s = split(
+            "Fine.\n\nSent from my iPhone\n\nOn 5 Jan 2026, at 10:00, A <a@x.test> wrote:\n> q\n",
+        );
+        assert_eq!((s.text, s.signature), ("Fine.", "Sent from my iPhone"));
+        assert!(s.quoted.starts_with("On 5 Jan"));
+        // A sentence that starts the same way, followed by more text, stays.
+        let text = "Hi,\nSent from my iPhone the app crashes.\nOn the iPad it works, then it stops, then it works again after a restart.\nAnd after that nothing works any more at all.\nAnn\n";
+        assert_eq!(split(text).signature, "");
+        // Only the last mobile lines and what follows them.
+        let s = split("Hi\nSent from my iPhone\nWhy?\nSent via mobile\n");
+        assert_eq!(
+            (s.text, s.signature),
+            ("Hi\nSent from my iPhone\nWhy?", "Sent via mobile")
+        );
+        // Nothing but the signature: it is the text.
+        assert_eq!(split("Sent from my iPhone").text, "Sent from my iPhone");
+    }
+
+    #[test]
+    fn dash_signatures() {
+        let s = split("Tamam.\n-- \nAyşe\nDestek\n");
+        assert_eq!((s.text, s.signature), ("Tamam.", "Ayşe\nDestek"));
+        let s = split(
+            "Ok.\n\n--\nJan Novák\nFirma s.r.o.\n\nDne 5. 1. 2026 10:00 Jan <j@example.cz> napsal(a):\n> q\n",
+        );
+        assert_eq!((s.text, s.signature), ("Ok.", "Jan Novák\nFirma s.r.o."));
+        // new_text keeps the signature.
+        assert_eq!(
+            new_text("Ok.\n-- \nAnn\n\nOn 5 Jan 2026, Ann <a@x.test> wrote:\n> q\n"),
+            "Ok.\n-- \nAnn"
+        );
+        // A tracking dot alone on a line before the signature.
+        assert_eq!(split("Ok.\n\n\u{1427}\n--\nAnn\n").text, "Ok.");
+    }
+
+    #[test]
+    fn replies_below_the_quote_and_inline() {
+        // Written below the quote: the text after it.
+        let s = split("On 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> question?\n\nanswer.\n");
+        assert_eq!(
+            (s.text, s.quoted),
+            (
+                "answer.",
+                "On 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> question?"
+            )
+        );
+        // Answers between quotes under an attribution: kept from the top,
+        // without the quoted greeting after the last answer.
+        let s = split(
+            "On 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> Which model?\n\nThe small one.\n\n> Since when?\n\nSince Monday.\n\n> Regards,\n> Ann\n",
+        );
+        assert_eq!(
+            (s.text, s.quoted),
+            (
+                "On 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> Which model?\n\nThe small one.\n\n> Since when?\n\nSince Monday.",
+                "> Regards,\n> Ann"
+            )
+        );
+        // Interleaved after an attribution: kept whole.
+        let inline = "Hi,\n\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> question one\nanswer one\n> question two\nanswer two\n";
+        assert_eq!(new_text(inline), inline);
+        // Without one.
+        let inline = "> question one\nanswer one\n> question two\nanswer two\n";
+        assert_eq!(new_text(inline), inline);
+        let text = "> a quote\n\nAnd some text.\n";
+        assert_eq!(new_text(text), text);
+        // An attribution at the top of unquoted text: only the attribution goes.
+        assert_eq!(
+            split("On 5 Jan 2026 10:00, \"Ann\" <a@x.test> wrote:\n\nthe text\n").text,
+            "the text"
+        );
+        // A forward without a comment: what was forwarded.
+        assert_eq!(
+            split("---------- Forwarded message ----------\nFrom: Ann <a@x.test>\nDate: Mon, 5 Jan 2026 at 10:00\nSubject: A subject that\nwraps\nTo: help@example.org\n\n\nThe forwarded text.\n").text,
+            "The forwarded text."
+        );
+    }
+
+    #[test]
+    fn nothing_but_history() {
+        let text = "On 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> old\n";
+        assert_eq!(new_text(text), "");
+        assert_eq!(split(text).quoted, text.trim());
+        let text = "> On 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n>\n>> On 4 Jan 2026 10:00, Bob <b@x.test> wrote:\n";
+        assert_eq!(new_text(text), "");
+        // A quote with no attribution is kept.
+        assert_eq!(new_text("> all quoted\n"), "> all quoted\n");
+        assert_eq!(new_text("plain text"), "plain text");
+        assert_eq!(new_text(""), "");
+    }
+
+    #[test]
+    fn prose_is_kept() {
+        for text in [
+            "Hi team,\nThe printer is broken again.\nAs my manager wrote:\n> fix it\nShould I send it?\n",
+            // A date, "wrote:" and unquoted text: no address, no time.
+            "Hi,\nIn 2025 my colleague wrote:\nthe printer needs a new drum.\nIs that still true?\n",
+            "Hi,\nOn 5 May at 10:00 the server wrote:\nERROR disk full\nWhat does it mean?\n",
+            // Headers a customer might write.
+            "Hello,\nI need a ticket.\nFrom: Istanbul\nTo: Ankara\nDate: 5 May 2026 10:00\nThanks\n",
+            // A short line of underscores inside a form.
+            "Name: ____\nSignature: ____\n",
+            "This is not a ---------- separator.\nNor is this.\n",
+            // Log lines.
+            "Hi,\nthe log says:\n2026-01-05 10:00:01 UTC error: disk full\n2026-01-05 10:00:02 GMT+01:00 retrying in 5s. Then it stops.\nPlease check.\n",
+        ] {
+            assert_eq!(new_text(text), text);
+        }
+        // A sentence before an attribution is not part of it.
+        check(&[
+            (
+                "On Monday we talked.\nAnn <a@x.test> wrote:\n> old\n",
+                "On Monday we talked.",
+            ),
+            (
+                "Please ask bob@example.com about it\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> old\n",
+                "Please ask bob@example.com about it",
+            ),
+            (
+                "On Monday at 9:00 I wrote twice\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> old\n",
+                "On Monday at 9:00 I wrote twice",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn long_inputs_stay_linear() {
         // One backward pass: this took minutes when each `>` line scanned
         // the rest of the text.
         let text = "> x\n".repeat(200_000) + "reply\n";
         assert_eq!(new_text(&text), text);
+        let text = "On 5 Jan 2026 10:00 Ann <\n".repeat(50_000);
+        let _ = split(&text);
+        let text = "From: a\nTo: b\nX: y\n".repeat(30_000);
+        let _ = split(&text);
+        let text = "é".repeat(400_000) + "\n> q\n";
+        assert_eq!(new_text(&text), text);
+        // Past the scan limit: kept.
+        let text = "x".repeat(300_000) + "\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> q\n";
+        assert_eq!(new_text(&text), text);
     }
 
-    #[test]
-    fn splits_signatures_and_history() {
-        let s = super::split(
-            "Fine.\n\nSent from my iPhone\n\nOn Mon, 1 Jan 2026, A <a@x> wrote:\n> q\n",
-        );
-        assert_eq!(s.text, "Fine.");
-        assert_eq!(s.signature, "Sent from my iPhone");
-        assert!(s.quoted.starts_with("On Mon"));
-        let s = super::split("Tamam.\n-- \nAyşe\nDestek\n");
-        assert_eq!((s.text, s.signature), ("Tamam.", "Ayşe\nDestek"));
-    }
-
-    #[test]
-    fn keeps_text_when_unsure() {
-        let inline = "> question one\nanswer one\n> question two\nanswer two\n";
-        assert_eq!(new_text(inline), inline);
-        let only_quote = "> all quoted\n";
-        assert_eq!(new_text(only_quote), only_quote);
-        assert_eq!(new_text("plain text"), "plain text");
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_parts_come_from_the_text(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "> ", ">", "\n", "\r\n", " ", "-- ", "--", "On ", "5 Jan 2026 ", "10:00", ", ",
+                    "Ann <a@x.test>", " wrote:", " şunu yazdı:", " napsal(a):", " a écrit\u{a0}:", "From: ", "Sent: ",
+                    "Subject: ", "To: ", "Kimden: ", "-----Original Message-----", "____________________________________",
+                    "Sent from my iPhone", "iPhone’umdan gönderildi", "İ", "é", "\u{1427}", "\u{feff}", "<", ":", "@",
+                    "2026-01-05 ", "GMT", "text", "Odesláno z iPhonu", "ж", "👍", "\u{ff1a}",
+                ]),
+                0..60,
+            )
+        ) {
+            let text: String = pieces.concat();
+            let s = split(&text);
+            let new = new_text(&text);
+            let range = text.as_ptr() as usize..=text.as_ptr() as usize + text.len();
+            for part in [s.text, s.quoted, s.signature, new].into_iter().filter(|p| !p.is_empty()) {
+                proptest::prop_assert!(range.contains(&(part.as_ptr() as usize)));
+                proptest::prop_assert!(range.contains(&(part.as_ptr() as usize + part.len())));
+            }
+            proptest::prop_assert!(new.contains(s.text));
+            proptest::prop_assert!(new.contains(s.signature));
+        }
     }
 }

@@ -161,10 +161,12 @@ impl MailStack {
             })
         }
         let spool = self.stack_dir().join("spool");
-        ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"]
-            .iter()
-            .map(|q| files(&spool.join(q)))
-            .sum()
+        [
+            "maildrop", "incoming", "active", "deferred", "hold", "corrupt",
+        ]
+        .iter()
+        .map(|q| files(&spool.join(q)))
+        .sum()
     }
 
     /// The UID the next mail delivered to `user`'s INBOX will get.
