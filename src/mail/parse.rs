@@ -507,6 +507,7 @@ fn repair(raw: &[u8]) -> (Cow<'_, [u8]>, Vec<String>) {
         && !b.windows(2).any(|w| w == b"\n\n")
         && !b.windows(4).any(|w| w == b"\r\n\r\n")
     {
+        problems.push("no body: the header block does not end".to_string());
         let mut v = out.into_owned();
         v.extend_from_slice(b"\r\n\r\n");
         out = Cow::Owned(v);
@@ -847,5 +848,51 @@ X-Loop: one@x.org\r\nX-Loop: Caf\xe9@x.org\r\n\r\nbody",
         assert_eq!(m.attachments[0].content_type, "application/pdf");
         assert_eq!(m.attachments[0].content, b"%PDF-1.4\n");
         assert_eq!(m.text.trim(), "see file");
+    }
+
+    #[test]
+    fn utf7_keeps_the_character_that_ends_a_run() {
+        assert_eq!(decode_utf7(b"Hi Mom -+Jjo--!"), "Hi Mom -\u{263A}-!");
+        assert_eq!(decode_utf7(b"A+ImIDkQ."), "A\u{2262}\u{391}.");
+        assert_eq!(
+            decode_utf7(b"yaz+ATE-c+ATE- +AOc-al"),
+            "yaz\u{131}c\u{131} \u{e7}al"
+        );
+        assert_eq!(decode_utf7(b"1 +- 1"), "1 + 1");
+        assert_eq!(decode_utf7(b"+2D3eAA- x"), "\u{1F600} x");
+        // Broken input is read, never a panic.
+        assert_eq!(decode_utf7(b"+"), "");
+        assert_eq!(decode_utf7(b"+2D3"), "\u{FFFD}");
+    }
+
+    #[test]
+    fn bare_cr_mail_and_unfolded_parameters_are_repaired_and_flagged() {
+        let m = parse(b"From: a@example.org\rSubject: Old Mac\r\rHello\r");
+        assert_eq!(m.from.unwrap().email, "a@example.org");
+        assert_eq!(m.subject, "Old Mac");
+        assert!(
+            m.problems.iter().any(|p| p.contains("bare CR")),
+            "{:?}",
+            m.problems
+        );
+
+        let raw = b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative;\r\nboundary=\"b\"\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nfound me\r\n--b--\r\n";
+        let m = parse(raw);
+        assert_eq!(m.text.trim(), "found me");
+        assert!(
+            m.problems.iter().any(|p| p.contains("line of its own")),
+            "{:?}",
+            m.problems
+        );
+
+        let m = parse(b"From: a@example.org\r\nSubject: last line");
+        assert_eq!(m.subject, "last line");
+        assert!(
+            m.problems.iter().any(|p| p.contains("no body")),
+            "{:?}",
+            m.problems
+        );
     }
 }
