@@ -78,6 +78,7 @@ fn main() {
         ours: &["support@example.com"],
         keys: &["SUP"],
         fallback_charset: None,
+        installation: Some("helpdesk@desk.test"),
     };
     println!(
         "mail read path: {} mails ({:.1} MB), {rounds} rounds",
@@ -131,7 +132,9 @@ fn main() {
         ("20 000 unclosed <font> with attributes", &fonts),
     ] {
         timed(&format!("to_text: {name}"), || html::to_text(h).len());
-        timed(&format!("sanitize: {name}"), || html::sanitize(h, &|_| None).len());
+        timed(&format!("sanitize: {name}"), || {
+            html::sanitize(h, &|_| None).len()
+        });
     }
     println!("peak RSS (VmHWM): {} kB", vm_hwm_kb());
 }

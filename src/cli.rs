@@ -471,6 +471,7 @@ fn mail(config_path: &Path, cmd: MailCommand) -> anyhow::Result<ExitCode> {
                     ours: &ours,
                     keys: &keys,
                     fallback_charset: dept.and_then(|d| d.fallback_charset.as_deref()),
+                    installation: config.as_ref().map(|c| c.general.installation.as_str()),
                 },
             );
             if json {

@@ -195,8 +195,10 @@ async fn explain_with(
     // Auto-replies, bounces and loops are stored without routing; list and
     // spam mail are routed but never answered.
     let automatic = match class {
-        Class::Customer => None,
-        _ => Some(format!("{}: {class_reason}", class.as_str())),
+        Class::AutoReply | Class::Bounce | Class::Loop => {
+            Some(format!("{}: {class_reason}", class.as_str()))
+        }
+        Class::Customer | Class::List | Class::Spam => None,
     };
     let mut thread = Thread {
         signal: Signal::New.as_str().into(),
@@ -229,7 +231,7 @@ async fn explain_with(
         }
     }
     let mut trace = Vec::new();
-    let plan = routing::plan(
+    let mut plan = routing::plan(
         config,
         state,
         &arrived,
@@ -240,6 +242,20 @@ async fn explain_with(
         Some(&mut trace),
     )
     .await?;
+    // As the pipeline does (`Pipeline::apply`).
+    match class {
+        Class::Spam => {
+            plan.spam = true;
+            plan.reject = None;
+            plan.assignee = None;
+            plan.notify.clear();
+            plan.auto_reply = AutoReplyPlan::Off(format!("spam: {class_reason}"));
+        }
+        Class::List => {
+            plan.auto_reply = AutoReplyPlan::Off(format!("list or bulk mail: {class_reason}"));
+        }
+        _ => {}
+    }
     Ok(Explanation {
         arrived_in: arrived.key.clone(),
         arrived_by,

@@ -78,6 +78,8 @@ pub struct Options<'a> {
     pub keys: &'a [&'a str],
     /// The department's charset for undeclared 8-bit bytes.
     pub fallback_charset: Option<&'a str>,
+    /// `[general] installation` (our `X-Helpdesk-Loop` value).
+    pub installation: Option<&'a str>,
 }
 
 /// Reads one mail the way the daemon does.
@@ -89,7 +91,13 @@ pub fn inspect(raw: &[u8], options: &Options<'_>) -> Inspection {
             fallback_charset: options.fallback_charset,
         },
     );
-    let (class, class_reason) = classify::classify(&mail, ours);
+    let (class, class_reason) = classify::classify_with(
+        &mail,
+        &classify::Context {
+            ours,
+            installation: options.installation,
+        },
+    );
     let bounce = (class == Class::Bounce).then(|| bounce::parse(raw, mail.message_id.as_deref()));
     let split = quote::split(&mail.text);
     Inspection {

@@ -658,6 +658,9 @@ impl Pipeline {
             // Marked as spam by a filter upstream: kept like rule spam.
             Class::Spam => {
                 plan.spam = true;
+                // Spam wins over reject: a rejection would be backscatter
+                // to a forged sender.
+                plan.reject = None;
                 plan.assignee = None;
                 plan.notify.clear();
                 plan.auto_reply = routing::AutoReplyPlan::Off(format!("spam: {class_reason}"));
@@ -797,7 +800,8 @@ impl Pipeline {
         }
 
         let mut acknowledged = false;
-        if let Some(name) = &plan.reject {
+        // Only a person is told their mail was rejected; never a list.
+        if let Some(name) = plan.reject.as_ref().filter(|_| class == Class::Customer) {
             let template = target
                 .named_templates
                 .get(name)
@@ -1017,7 +1021,7 @@ impl Pipeline {
         }
         if outbound.is_none() {
             let since = now - BOUNCE_LOOKBACK_MS;
-            for r in &report.recipients {
+            for r in report.recipients.iter().take(MAX_BOUNCE_RECIPIENTS) {
                 outbound = tx.latest_outbound_to(r, since).await?;
                 if outbound.is_some() {
                     break;
@@ -1061,9 +1065,19 @@ impl Pipeline {
         info!(ticket = %ticket.reference, failed, detail = %detail, "bounce stored");
         // Only permanent failures count against an address (a full mailbox
         // or a failure after retries may take mail next time).
-        if report.is_hard() {
+        // Only what provably bounced counts: a permanent 5.x.x failure for
+        // a recipient of the mail of ours it matched. Anyone can send a
+        // mail that looks like a bounce; it must not silence an address.
+        let permanent =
+            report.is_hard() && report.status.as_deref().is_some_and(|s| s.starts_with('5'));
+        if permanent && let Some(o) = &outbound {
             let window = config.general.bounce_suppress_for.as_millis() as i64;
-            for r in &report.recipients {
+            for r in report
+                .recipients
+                .iter()
+                .filter(|r| o.was_sent_to(r))
+                .take(MAX_BOUNCE_RECIPIENTS)
+            {
                 if let Some(until) = tx
                     .record_hard_bounce(r, now, window, config.general.bounce_suppress_after)
                     .await?
@@ -1094,9 +1108,11 @@ impl Pipeline {
         tx.mark_bounced(o.message_id, &detail, failed, now).await?;
         // Once per bounced mail, and never about mail to staff (a bouncing
         // staff address would otherwise be told of its own bounces).
-        let tell = failed
-            && o.bounced_at.is_none()
-            && !matches!(o.kind.as_str(), "notification" | "bounce_notice");
+        // Staff hear of mail a person wrote or closed with, once per mail;
+        // a bounced acknowledgement or rejection (spam with a forged sender,
+        // most often) and mail to staff only leave the record.
+        let tell =
+            failed && o.bounced_at.is_none() && matches!(o.kind.as_str(), "staff" | "closure");
         if tell {
             let department = config
                 .department(&ticket.department)
@@ -1499,6 +1515,8 @@ fn join(list: &[Mailbox]) -> String {
 /// How far back a bounce without the original Message-ID is matched to
 /// our newest mail to its failed recipient.
 const BOUNCE_LOOKBACK_MS: i64 = 30 * 86_400_000;
+/// Most failed recipients of one bounce that are looked up or counted.
+const MAX_BOUNCE_RECIPIENTS: usize = 10;
 /// Most of the customer's new text quoted in a notification.
 const MAX_EXCERPT: usize = 2000;
 

@@ -212,6 +212,8 @@ impl Service<'_> {
             )
             .await?;
             tx.bump_counter("auto_mail_suppressed", 1).await?;
+            tx.bump_counter("auto_mail_suppressed.bounced_address", 1)
+                .await?;
         } else if !customer.email.is_empty() {
             queue_mail(
                 &mut tx,

@@ -186,6 +186,16 @@ pub struct Outbound {
     pub ticket_id: i64,
     pub kind: String,
     pub bounced_at: Option<i64>,
+    /// Its To and Cc addresses, lower case.
+    pub recipients: Vec<String>,
+}
+
+impl Outbound {
+    pub fn was_sent_to(&self, email: &str) -> bool {
+        self.recipients
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(email))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1473,13 +1483,19 @@ impl Tx {
             ticket_id: r.try_get("ticket_id")?,
             kind: r.try_get("kind")?,
             bounced_at: r.try_get("bounced_at")?,
+            recipients: [r.try_get::<String, _>("to_list")?, r.try_get("cc_list")?]
+                .iter()
+                .flat_map(|l| l.split(','))
+                .map(|a| a.trim().to_ascii_lowercase())
+                .filter(|a| !a.is_empty())
+                .collect(),
         })
     }
 
     /// Our outbound message with this Message-ID (without brackets).
     pub async fn outbound_by_message_id(&mut self, id: &str) -> anyhow::Result<Option<Outbound>> {
         let row = sqlx::query(
-            "select message_id, ticket_id, kind, bounced_at from message \
+            "select message_id, ticket_id, kind, bounced_at, to_list, cc_list from message \
              where internet_message_id = $1 and direction = 'out' order by message_id desc limit 1",
         )
         .bind(id)
@@ -1496,12 +1512,20 @@ impl Tx {
         since: i64,
     ) -> anyhow::Result<Option<Outbound>> {
         let row = sqlx::query(
-            "select message_id, ticket_id, kind, bounced_at from message \
+            "select message_id, ticket_id, kind, bounced_at, to_list, cc_list from message \
              where direction = 'out' and created_at > $2 \
-               and (', ' || to_list || ', ' || cc_list || ',') like ('%, ' || $1 || ',%') \
+               and (', ' || to_list || ', ' || cc_list || ',') like ('%, ' || $1 || ',%') escape '\\' \
              order by message_id desc limit 1",
         )
-        .bind(email.to_ascii_lowercase())
+        // The address is data, not a pattern: `%` and `_` match only
+        // themselves.
+        .bind(
+            email
+                .to_ascii_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_"),
+        )
         .bind(since)
         .fetch_optional(&mut *self.tx)
         .await?;

@@ -11,6 +11,7 @@ fuzz_target!(|data: &[u8]| {
         ours: &["support@example.com"],
         keys: &["SUP"],
         fallback_charset: Some("windows-1254"),
+        installation: Some("helpdesk@desk.test"),
     };
     let i = inspect(data, &options);
     let _ = bounce::parse(data, i.message_id.as_deref());

@@ -443,6 +443,10 @@ fn repair(raw: &[u8]) -> (Cow<'_, [u8]>, Vec<String>) {
     let mut pos = 0;
     let bytes = out.as_ref();
     let mut no_colon = 0usize;
+    // Boundaries declared so far: only their delimiter lines start a
+    // part's header block (a `-- ` signature or `-----Original Message`
+    // in a body does not).
+    let mut boundaries: Vec<Vec<u8>> = Vec::new();
     while pos < bytes.len() {
         let end = bytes[pos..]
             .iter()
@@ -454,11 +458,18 @@ fn repair(raw: &[u8]) -> (Cow<'_, [u8]>, Vec<String>) {
         if content.is_empty() {
             in_header = false;
             prev_param_open = false;
-        } else if content.starts_with(b"--") {
+        } else if content.starts_with(b"--")
+            && boundaries.iter().any(|b| content[2..].starts_with(b))
+        {
             // A MIME boundary: a part's header block follows.
             in_header = true;
             prev_param_open = false;
         } else if in_header {
+            if let Some(b) = declared_boundary(content)
+                && boundaries.len() < 64
+            {
+                boundaries.push(b);
+            }
             let starts_ws = matches!(content[0], b' ' | b'\t');
             let lower: Vec<u8> = content
                 .iter()
@@ -505,7 +516,7 @@ fn repair(raw: &[u8]) -> (Cow<'_, [u8]>, Vec<String>) {
     let b = out.as_ref();
     if !b.ends_with(b"\n")
         && !b.windows(2).any(|w| w == b"\n\n")
-        && !b.windows(4).any(|w| w == b"\r\n\r\n")
+        && !b.windows(3).any(|w| w == b"\n\r\n")
     {
         problems.push("no body: the header block does not end".to_string());
         let mut v = out.into_owned();
@@ -513,6 +524,22 @@ fn repair(raw: &[u8]) -> (Cow<'_, [u8]>, Vec<String>) {
         out = Cow::Owned(v);
     }
     (out, problems)
+}
+
+/// The `boundary=` value a header line declares, if any.
+fn declared_boundary(line: &[u8]) -> Option<Vec<u8>> {
+    let lower: Vec<u8> = line.iter().map(u8::to_ascii_lowercase).collect();
+    let at = lower.windows(9).position(|w| w == b"boundary=")? + 9;
+    let rest = &line[at..];
+    let value: Vec<u8> = if let Some(q) = rest.strip_prefix(b"\"") {
+        q.iter().take_while(|&&c| c != b'"').copied().collect()
+    } else {
+        rest.iter()
+            .take_while(|&&c| !matches!(c, b';' | b' ' | b'\t' | b'\r'))
+            .copied()
+            .collect()
+    };
+    (!value.is_empty()).then_some(value)
 }
 
 /// Decodes UTF-7 (RFC 2152): mail-parser's decoder drops the character
@@ -886,6 +913,16 @@ Content-Type: text/plain\r\n\r\nfound me\r\n--b--\r\n";
             "{:?}",
             m.problems
         );
+
+        // Body lines that only look like MIME are left alone.
+        let m = parse(
+            b"From: a@example.org\r\nSubject: x\r\n\r\nHi\r\n-- \r\nAnn\r\n\
+-----Original Message-----\r\nno colon here\r\nContent-Type: text/plain;\r\ncharset=x\r\n",
+        );
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        assert!(m.text.contains("text/plain;\r\ncharset=x"), "{:?}", m.text);
+        let m = parse(b"From: a@example.org\nSubject: x\n\r\nbody");
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
 
         let m = parse(b"From: a@example.org\r\nSubject: last line");
         assert_eq!(m.subject, "last line");

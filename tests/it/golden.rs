@@ -345,6 +345,7 @@ fn every_fixture_matches_its_expect_file() {
                     ours: OURS,
                     keys: KEYS,
                     fallback_charset: fallback.as_deref(),
+                    installation: Some("helpdesk@desk.example.com"),
                 },
             );
             let got = serde_json::to_value(&inspection).unwrap();

@@ -14,6 +14,7 @@ fn options() -> Options<'static> {
         ours: &["support@example.com"],
         keys: &["SUP"],
         fallback_charset: Some("windows-1254"),
+        installation: Some("helpdesk@desk.test"),
     }
 }
 
