@@ -242,20 +242,7 @@ async fn explain_with(
         Some(&mut trace),
     )
     .await?;
-    // As the pipeline does (`Pipeline::apply`).
-    match class {
-        Class::Spam => {
-            plan.spam = true;
-            plan.reject = None;
-            plan.assignee = None;
-            plan.notify.clear();
-            plan.auto_reply = AutoReplyPlan::Off(format!("spam: {class_reason}"));
-        }
-        Class::List => {
-            plan.auto_reply = AutoReplyPlan::Off(format!("list or bulk mail: {class_reason}"));
-        }
-        _ => {}
-    }
+    crate::pipeline::plan_for_class(&mut plan, class, &class_reason);
     Ok(Explanation {
         arrived_in: arrived.key.clone(),
         arrived_by,

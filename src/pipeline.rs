@@ -621,7 +621,15 @@ impl Pipeline {
 
         let (found, found_signal) =
             find_ticket(tx, &config, &self.secret, mail, sender, &ours).await?;
-        if matches!(class, Class::AutoReply | Class::Loop) {
+        // An auto-reply that answers nothing of ours, told only by its
+        // subject or sender (a customer's "Out of office: my autoreply is
+        // broken", a web form sending as noreply@ with the customer in
+        // Reply-To), opens a visible ticket, unanswered: a weak guess must
+        // not hide a person's mail.
+        let weak_guess = class == Class::AutoReply
+            && found.is_none()
+            && !classify::is_strong_auto_reply(&class_reason);
+        if matches!(class, Class::AutoReply | Class::Loop) && !weak_guess {
             return self
                 .set_aside(
                     tx,
@@ -654,24 +662,7 @@ impl Pipeline {
             None,
         )
         .await?;
-        match class {
-            // Marked as spam by a filter upstream: kept like rule spam.
-            Class::Spam => {
-                plan.spam = true;
-                // Spam wins over reject: a rejection would be backscatter
-                // to a forged sender.
-                plan.reject = None;
-                plan.assignee = None;
-                plan.notify.clear();
-                plan.auto_reply = routing::AutoReplyPlan::Off(format!("spam: {class_reason}"));
-            }
-            // RFC 3834 §2: never answer lists or bulk mail.
-            Class::List => {
-                plan.auto_reply =
-                    routing::AutoReplyPlan::Off(format!("list or bulk mail: {class_reason}"));
-            }
-            _ => {}
-        }
+        plan_for_class(&mut plan, class, &class_reason);
         // Mail the rules set aside changes no status.
         let quiet = plan.spam || plan.reject.is_some();
         let target = plan.department.clone();
@@ -754,7 +745,6 @@ impl Pipeline {
             }
         }
 
-        let problems = (!mail.problems.is_empty()).then(|| mail.problems.join("; "));
         let kind = if plan.spam {
             "spam"
         } else if plan.reject.is_some() {
@@ -763,41 +753,21 @@ impl Pipeline {
             class.as_str()
         };
         let new_text = quote::split(&mail.text).text;
-        let message_id = tx
-            .insert_message(&NewMessage {
-                ticket_id: ticket.ticket_id,
-                raw_message_id: Some(raw_id),
-                direction: "in",
+        self.store_inbound(
+            tx,
+            &ticket,
+            raw_id,
+            mail,
+            &Reading {
                 kind,
-                class: Some(class.as_str()),
-                class_reason: (class != Class::Customer).then_some(class_reason.as_str()),
-                thread_signal: Some(signal.as_str()),
-                author: None,
-                from_email: sender,
-                from_name: mail.from.as_ref().and_then(|m| m.name.as_deref()),
-                to_list: &join(&mail.to),
-                cc_list: &join(&mail.cc),
-                subject: &mail.subject,
-                internet_message_id: mail.message_id.as_deref(),
-                in_reply_to: mail.in_reply_to.first().map(String::as_str),
-                references_list: Some(&mail.references.join(" "))
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.as_str()),
-                body_text: &mail.text,
-                new_text: Some(new_text),
-                problems: problems.as_deref(),
-                created_at: now,
-            })
-            .await?;
-        for a in &mail.attachments {
-            tx.insert_attachment(
-                message_id,
-                a.filename.as_deref(),
-                &a.content_type,
-                &a.content,
-            )
-            .await?;
-        }
+                class,
+                reason: (class != Class::Customer).then_some(class_reason.as_str()),
+                new_text,
+            },
+            signal,
+            now,
+        )
+        .await?;
 
         let mut acknowledged = false;
         // Only a person is told their mail was rejected; never a list.
@@ -906,7 +876,8 @@ impl Pipeline {
                 (ticket, Signal::New)
             }
         };
-        self.store_inbound(tx, &ticket, raw_id, mail, (class, reason), signal, now)
+        let reading = Reading::automatic(class, reason, mail);
+        self.store_inbound(tx, &ticket, raw_id, mail, &reading, signal, now)
             .await?;
         info!(ticket = %ticket.reference, class = class.as_str(), reason, "automatic mail stored");
         Ok(Outcome::Stored {
@@ -953,20 +924,19 @@ impl Pipeline {
         ticket: &Ticket,
         raw_id: i64,
         mail: &Inbound,
-        (class, reason): (Class, &str),
+        reading: &Reading<'_>,
         signal: Signal,
         now: i64,
     ) -> anyhow::Result<i64> {
         let problems = (!mail.problems.is_empty()).then(|| mail.problems.join("; "));
-        let new_text = quote::split(&mail.text).text;
         let message_id = tx
             .insert_message(&NewMessage {
                 ticket_id: ticket.ticket_id,
                 raw_message_id: Some(raw_id),
                 direction: "in",
-                kind: class.as_str(),
-                class: Some(class.as_str()),
-                class_reason: Some(reason),
+                kind: reading.kind,
+                class: Some(reading.class.as_str()),
+                class_reason: reading.reason,
                 thread_signal: Some(signal.as_str()),
                 author: None,
                 from_email: mail.from.as_ref().map_or("", |m| m.email.as_str()),
@@ -980,7 +950,7 @@ impl Pipeline {
                     .filter(|s| !s.is_empty())
                     .map(|s| s.as_str()),
                 body_text: &mail.text,
-                new_text: Some(new_text),
+                new_text: Some(reading.new_text),
                 problems: problems.as_deref(),
                 created_at: now,
             })
@@ -1047,16 +1017,9 @@ impl Pipeline {
                 }
             }
         };
-        self.store_inbound(
-            tx,
-            &ticket,
-            raw_id,
-            mail,
-            (Class::Bounce, reason),
-            signal,
-            now,
-        )
-        .await?;
+        let reading = Reading::automatic(Class::Bounce, reason, mail);
+        self.store_inbound(tx, &ticket, raw_id, mail, &reading, signal, now)
+            .await?;
 
         let failed = bounce_failed(&report);
         let detail = bounce_summary(&report);
@@ -1159,7 +1122,17 @@ impl Pipeline {
         now: i64,
     ) -> anyhow::Result<Option<String>> {
         let hour_ago = now - 3_600_000;
-        let why = if let Some(until) = tx.suppressed_until(recipient, now).await? {
+        let ours = config
+            .our_addresses()
+            .iter()
+            .any(|o| classify::same_mailbox(o, recipient));
+        let why = if ours {
+            // Never write to ourselves: that is how loops start.
+            Some((
+                "own_address",
+                format!("{recipient} is one of our addresses"),
+            ))
+        } else if let Some(until) = tx.suppressed_until(recipient, now).await? {
             Some((
                 "bounced_address",
                 format!(
@@ -1515,6 +1488,51 @@ fn join(list: &[Mailbox]) -> String {
 /// How far back a bounce without the original Message-ID is matched to
 /// our newest mail to its failed recipient.
 const BOUNCE_LOOKBACK_MS: i64 = 30 * 86_400_000;
+/// How an inbound mail was read, as stored with it.
+struct Reading<'a> {
+    /// `message.kind`: the class, or spam/rejected when a rule set it aside.
+    kind: &'a str,
+    class: Class,
+    /// Why it is not a person's mail; None for customer mail.
+    reason: Option<&'a str>,
+    /// The new text without quoted history or signature.
+    new_text: &'a str,
+}
+
+impl<'a> Reading<'a> {
+    fn automatic(class: Class, reason: &'a str, mail: &'a Inbound) -> Reading<'a> {
+        Reading {
+            kind: class.as_str(),
+            class,
+            reason: Some(reason),
+            new_text: quote::split(&mail.text).text,
+        }
+    }
+}
+
+/// Adjusts a routing plan to the mail's class, in the daemon and in
+/// `rules explain`: spam is kept aside (never rejected, assigned or
+/// announced), list and bulk mail is never answered (RFC 3834 §2).
+pub fn plan_for_class(plan: &mut routing::Plan, class: Class, reason: &str) {
+    match class {
+        Class::AutoReply => {
+            plan.auto_reply = routing::AutoReplyPlan::Off(format!("possibly automatic: {reason}"));
+        }
+        Class::Spam => {
+            plan.spam = true;
+            // A rejection would be backscatter to a forged sender.
+            plan.reject = None;
+            plan.assignee = None;
+            plan.notify.clear();
+            plan.auto_reply = routing::AutoReplyPlan::Off(format!("spam: {reason}"));
+        }
+        Class::List => {
+            plan.auto_reply = routing::AutoReplyPlan::Off(format!("list or bulk mail: {reason}"));
+        }
+        _ => {}
+    }
+}
+
 /// Most failed recipients of one bounce that are looked up or counted.
 const MAX_BOUNCE_RECIPIENTS: usize = 10;
 /// Most of the customer's new text quoted in a notification.

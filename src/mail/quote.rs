@@ -7,8 +7,9 @@
 //!   Russian, Ukrainian, Scandinavian, Chinese; Gmail's `2026-01-05 10:00
 //!   GMT+01:00 Name <a@x>:`), possibly wrapped over several lines. A real
 //!   attribution names a date or an address, so prose such as "As my
-//!   manager wrote:" does not count; one that names no address, and no time
-//!   after a comma, counts only when a `>` quote follows it;
+//!   manager wrote:" does not count; one that names no address counts only
+//!   when a quote (`>`, or Supercite's `Name>`) or more history follows it
+//!   ("On 5 May at 10:00, my colleague wrote:" and their words are prose);
 //! - a separator line (`-----Original Message-----`, ProtonMail's
 //!   `------- Original Message -------`, `---------- Forwarded message
 //!   ---------`, Apple's `Begin forwarded message:`, their translations,
@@ -28,10 +29,15 @@
 //! block) has an empty new text. A text made only of `>` lines with no
 //! attribution is kept.
 //!
-//! The signature is the end of the new text after a `-- ` line, or a
-//! trailing mobile line ("Sent from my iPhone", "iPhone'umdan gönderildi",
-//! "Odesláno z iPhonu", "Get Outlook for Android", …). [`new_text`] is the
-//! new text with its signature; [`split`] separates them.
+//! The signature is the end of the new text after a `-- ` line (a bare
+//! `--` only with at most 8 non-empty lines after it: else it
+//! separates paragraphs), or trailing mobile lines with nothing but blank
+//! lines after them ("Sent from my iPhone", "iPhone'umdan gönderildi",
+//! "Odesláno z iPhonu", "Get Outlook for Android", …): short, and a known
+//! phrase as a whole, with a device's or app's name (a link and an apology
+//! for typos may follow), not a sentence that starts the same way
+//! ("Enviado desde Madrid …"). [`new_text`] is the new text with its
+//! signature; [`split`] separates them.
 //!
 //! Everything is one pass over the lines, each looking at a few lines
 //! around it, and only the first [`MAX_SCAN`] bytes are searched.
@@ -126,6 +132,9 @@ struct Lines<'a> {
     start: Vec<usize>,
     /// Whether the scan stopped before the end of the text.
     truncated: bool,
+    /// Whether each line is a signature marker: `-- `, or a bare `--`
+    /// with a short block after it (see [`SHORT_SIGNATURE`]).
+    sig: Vec<bool>,
 }
 
 impl<'a> Lines<'a> {
@@ -143,10 +152,25 @@ impl<'a> Lines<'a> {
             offset += l.len();
         }
         start.push(end);
+        let truncated = end < text.len();
+        // Unquoted lines after each bare `--`: one backward pass.
+        let mut sig = vec![false; line.len()];
+        let mut after = if truncated { usize::MAX } else { 0 };
+        for i in (0..line.len()).rev() {
+            sig[i] = match dash_marker(&text[start[i]..start[i + 1]]) {
+                Some(true) => true,
+                Some(false) => after <= SHORT_SIGNATURE,
+                None => false,
+            };
+            if !line[i].is_empty() && !is_quote(line[i]) {
+                after = after.saturating_add(1);
+            }
+        }
         Lines {
             line,
             start,
-            truncated: end < text.len(),
+            truncated,
+            sig,
         }
     }
 
@@ -175,8 +199,29 @@ fn is_quote(line: &str) -> bool {
     line.starts_with('>')
 }
 
-fn is_signature_marker(line: &str) -> bool {
-    line == "--"
+/// A bare `--` line starts a signature only when at most this many
+/// non-empty lines follow it; the standard `-- ` always does.
+const SHORT_SIGNATURE: usize = 8;
+
+/// A signature delimiter line (one raw line, its end included):
+/// `Some(true)` for the standard `-- ` (dash dash space), `Some(false)` for
+/// a bare `--` (also a paragraph separator in prose), else `None`.
+fn dash_marker(raw: &str) -> Option<bool> {
+    let l = raw
+        .trim_end_matches(['\n', '\r'])
+        .trim_start_matches(invisible);
+    let rest = l.strip_prefix("--")?;
+    if !rest.chars().all(invisible) {
+        return None;
+    }
+    Some(rest.starts_with(|c: char| c.is_whitespace()))
+}
+
+/// A quote line as Supercite writes it: `Ann> …`.
+fn is_named_quote(line: &str) -> bool {
+    line.split_once('>').is_some_and(|(name, _)| {
+        (1..=12).contains(&name.chars().count()) && name.chars().all(char::is_alphanumeric)
+    })
 }
 
 /// A line drawn with `-`, `_`, `=`, `*`, …: no words.
@@ -188,10 +233,19 @@ fn is_decoration(line: &str) -> bool {
 enum Kind {
     Separator,
     Headers,
-    /// `strong`: names an address, or a time and a comma, not only a date.
-    Attribution {
-        strong: bool,
-    },
+    Attribution(Strength),
+}
+
+/// How sure an attribution line is of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strength {
+    /// A date only ("On 5 May the server wrote:").
+    Weak,
+    /// A time and a comma, no address ("On 5 May at 10:00, Ann wrote:"):
+    /// also a customer's sentence.
+    Timed,
+    /// It names an address, or it is Gmail's ISO-dated attribution.
+    Addressed,
 }
 
 /// The new text as a byte range of `text`: after the history at its top,
@@ -204,8 +258,7 @@ fn bounds(text: &str) -> (usize, usize) {
     let mut tail_quoted = vec![!lines.truncated; n + 1];
     for i in (0..n).rev() {
         let l = lines.line[i];
-        tail_quoted[i] =
-            is_signature_marker(l) || ((l.is_empty() || is_quote(l)) && tail_quoted[i + 1]);
+        tail_quoted[i] = lines.sig[i] || ((l.is_empty() || is_quote(l)) && tail_quoted[i + 1]);
     }
     // inline_from[i]: a `>` line at or after i has unquoted text after it
     // (an answer between quotes).
@@ -269,7 +322,7 @@ fn bounds(text: &str) -> (usize, usize) {
                 }
                 top = i;
             }
-            Kind::Attribution { strong } => {
+            Kind::Attribution(strength) => {
                 if after < n && is_quote(lines.line[after]) {
                     let next = lines.skip_quote(after);
                     if !written {
@@ -289,18 +342,25 @@ fn bounds(text: &str) -> (usize, usize) {
                     } else {
                         return cut(&lines, top, i);
                     }
-                } else if strong || after >= n {
+                } else if strength == Strength::Addressed
+                    || after >= n
+                    || is_named_quote(lines.line[after])
+                    || history_at(&lines, after).is_some()
+                {
                     // The original follows without `>` (Outlook mobile,
-                    // Android): everything after the attribution is history,
-                    // or, at the top, the attribution alone.
+                    // Android: their attributions name the address), or
+                    // quoted as `Name> …`, or more history follows:
+                    // everything after the attribution is history, or, at
+                    // the top, the attribution alone.
                     if written {
                         return cut(&lines, top, i);
                     }
                     i += len;
                     top = i;
                 } else {
-                    // A weak attribution (a date, no address) without a
-                    // quote: prose.
+                    // An attribution without an address and without a
+                    // quote or more history after it: prose ("On 5 May
+                    // at 10:00, my colleague wrote:" and what they wrote).
                     written = true;
                     i += 1;
                 }
@@ -322,14 +382,32 @@ fn cut(lines: &Lines<'_>, top: usize, at: usize) -> (usize, usize) {
 
 /// Words of the customer after an inline quote, not the quoted mail's
 /// signature or history.
-fn is_reply_text(lines: &Lines<'_>, i: usize) -> bool {
-    let l = lines.line[i];
-    !l.is_empty()
-        && !is_quote(l)
-        && !is_signature_marker(l)
-        && !is_decoration(l)
-        && !is_mobile_signature(l)
+fn is_reply_text(lines: &Lines<'_>, mut i: usize) -> bool {
+    // Past lines drawn with dashes (a bare `--` between paragraphs too) to
+    // the words under them.
+    while i < lines.len()
+        && is_decoration(lines.line[i])
+        && !lines.sig[i]
         && history_at(lines, i).is_none()
+    {
+        i = lines.skip_blank(i + 1);
+    }
+    let Some(&l) = lines.line.get(i) else {
+        return false;
+    };
+    if l.is_empty() || is_quote(l) || lines.sig[i] || is_decoration(l) {
+        return false;
+    }
+    if is_mobile_signature(l) {
+        // A signature only when nothing of the customer's follows it.
+        let next = lines.skip_blank(i + 1);
+        return !(next >= lines.len() && !lines.truncated
+            || next < lines.len()
+                && (is_quote(lines.line[next])
+                    || is_mobile_signature(lines.line[next])
+                    || history_at(lines, next).is_some()));
+    }
+    history_at(lines, i).is_none()
 }
 
 /// A `>` block that opens with an attribution. (One that opens with a
@@ -364,7 +442,7 @@ fn history_at(lines: &Lines<'_>, i: usize) -> Option<(Kind, usize)> {
     if let Some(len) = header_block(lines, i) {
         return Some((Kind::Headers, len));
     }
-    attribution(lines, i).map(|(len, strong)| (Kind::Attribution { strong }, len))
+    attribution(lines, i).map(|(len, strength)| (Kind::Attribution(strength), len))
 }
 
 /// Separator lines, lowercase, without their dashes and final colon.
@@ -708,10 +786,11 @@ const VERBS_BEFORE_NAME: &[&str] = &[
 ];
 
 /// Whether `s` (one line, or a wrapped attribution joined with spaces) is an
-/// attribution: `Some(strong)`, strong when it names an address, or a time
-/// and a comma (`On 5 Jan 2026, at 10:00, Ann wrote:`; "On 5 May at 10:00
-/// the server wrote:" is weak).
-fn attribution_text(s: &str) -> Option<bool> {
+/// attribution, and how strong: [`Strength::Addressed`] when it names an
+/// address, [`Strength::Timed`] with a time and a comma (`On 5 Jan 2026, at
+/// 10:00, Ann wrote:`), [`Strength::Weak`] with a date only ("On 5 May at
+/// 10:00 the server wrote:").
+fn attribution_text(s: &str) -> Option<Strength> {
     if s.len() > 600 {
         return None;
     }
@@ -736,10 +815,12 @@ fn attribution_text(s: &str) -> Option<bool> {
     if !shape {
         return None;
     }
-    if address || iso || time && f.contains(',') {
-        Some(true)
+    if address || iso {
+        Some(Strength::Addressed)
+    } else if time && f.contains(',') {
+        Some(Strength::Timed)
     } else if f.bytes().any(|b| b.is_ascii_digit()) {
-        Some(false)
+        Some(Strength::Weak)
     } else {
         None
     }
@@ -813,8 +894,8 @@ fn anchor(line: &str) -> Option<bool> {
 
 /// An attribution starting at line `i`: its length in lines (a mail client
 /// wraps a long one, sometimes with blank lines and the address on lines
-/// of their own) and whether it is strong.
-fn attribution(lines: &Lines<'_>, i: usize) -> Option<(usize, bool)> {
+/// of their own) and how strong it is.
+fn attribution(lines: &Lines<'_>, i: usize) -> Option<(usize, Strength)> {
     let first = lines.line[i];
     if first.len() > 300 {
         return None;
@@ -869,142 +950,437 @@ fn attribution(lines: &Lines<'_>, i: usize) -> Option<(usize, bool)> {
     None
 }
 
-/// Mobile signatures, lowercase, without brackets around them.
-const MOBILE: &[&str] = &[
+/// Beginnings of mobile signatures, lowercase, followed by the name of the
+/// sender's own device: a device or app word ("Sent from my iPhone",
+/// "Envoyé de mon iPhone"), or one or two capitalised words ("Sent from my
+/// TI-85").
+const MOBILE_OWN: &[&str] = &[
     "sent from my ",
-    "sent from outlook",
-    "sent from yahoo mail",
-    "sent from mail for windows",
-    "sent from windows mail",
-    "sent from [mail]",
-    "sent from mailbox",
-    "sent from samsung",
-    "sent from the all new aol app",
-    "sent using ",
-    "get outlook for",
-    "get [outlook for",
+    "sent on my ",
+    "sent with my ",
+    "sent via my ",
+    "sent using my ",
+    "from my ",
     "envoyé de mon ",
     "envoyé depuis mon ",
-    "envoyé à partir de ",
-    "von meinem iphone",
-    "von meinem ipad",
-    "von meinem android",
-    "von meinem samsung",
-    "von meinem mobil",
-    "von meinem smartphone",
+    "envoyé à partir de mon ",
+    "envoyé avec mon ",
+    "von meinem ",
     "gesendet von meinem ",
-    "gesendet von iphone",
+    "gesendet mit meinem ",
     "diese nachricht wurde von meinem ",
     "enviado desde mi ",
-    "enviado desde ",
+    "enviado de mi ",
     "enviado do meu ",
     "enviado de meu ",
-    "enviado de mi ",
-    "inviato da ",
-    "verzonden met ",
-    "verzonden vanaf ",
-    "verstuurd vanaf ",
-    "verstuurd met ",
+    "enviado pelo meu ",
+    "enviada do meu ",
+    "inviato dal mio ",
+    "inviato da mio ",
+    "verzonden vanaf mijn ",
+    "verstuurd vanaf mijn ",
+    "verzonden met mijn ",
+    "verstuurd met mijn ",
     "sendt fra min ",
-    "sendt fra ",
+    "sendt fra mit ",
     "skickat från min ",
-    "skickat från ",
-    "lähetetty ",
-    "wysłane z ",
-    "wysłano z ",
-    "odesláno z ",
-    "odesláno ze ",
-    "odeslané z ",
-    "отправлено с ",
-    "отправлено из ",
-    "надіслано з ",
-    "iphone'umdan",
-    "ipad'imden",
-    "android'den",
-    "android cihazımdan",
-    "samsung cihazımdan",
+    "skickat från mitt ",
+    "wysłane z mojego ",
+    "wysłano z mojego ",
+    "odesláno z mého ",
+    "отправлено с моего ",
+    "надіслано з мого ",
     "从我的",
     "從我的",
     "发自我的",
+    "發自我的",
+    "来自我的",
     "來自我的",
 ];
 
-/// Beginnings that are a signature only on a short line.
-const MOBILE_SHORT: &[&str] = &[
+/// Beginnings followed by a device's or an app's name ("Sent from Yahoo
+/// Mail on Android", "Lähetetty iPhonesta", "Odesláno z iPhonu"); a
+/// sentence such as "Enviado desde Madrid …" names none.
+const MOBILE_VIA: &[&str] = &[
     "sent from ",
     "sent via ",
     "sent with ",
     "sent by ",
-    "sent on my ",
-    "von meinem ",
+    "sent using ",
+    "sent on ",
+    "get outlook for ",
+    "télécharger outlook pour ",
+    "obtener outlook para ",
+    "obter o outlook para ",
+    "baixe o outlook para ",
+    "scarica outlook per ",
     "envoyé de ",
     "envoyé depuis ",
+    "envoyé à partir de ",
+    "envoyé avec ",
+    "gesendet von ",
+    "gesendet vom ",
     "gesendet mit ",
+    "enviado desde ",
+    "enviado de ",
+    "enviado do ",
     "enviado com ",
+    "enviado con ",
+    "enviado pelo ",
+    "inviato da ",
+    "inviato dal ",
     "inviato con ",
+    "verzonden met ",
+    "verzonden vanaf ",
+    "verstuurd met ",
+    "verstuurd vanaf ",
+    "sendt fra ",
+    "sendt med ",
+    "skickat från ",
+    "skickat med ",
+    "lähetetty ",
+    "wysłane z ",
+    "wysłano z ",
+    "wysłane ze ",
+    "wysłano ze ",
+    "odesláno z ",
+    "odesláno ze ",
+    "odeslané z ",
+    "odoslané z ",
+    "отправлено с ",
+    "отправлено со ",
+    "отправлено из ",
+    "надіслано з ",
+    "надіслано із ",
 ];
 
-/// Words that make a very short line a mobile signature.
-const MOBILE_WORDS: &[&str] = &[
-    "from my iphone",
-    "from my ipad",
-    "from my android",
-    "from my phone",
-    "from my mobile",
-    "from mobile",
+/// Endings after a device's name ("Von meinem iPhone gesendet",
+/// "從我的 iPhone 傳送").
+const MOBILE_FIXED_ENDS: &[&str] = &[" gesendet", "发送", "傳送", "传送", "發送"];
+
+/// Endings of mobile signatures that name the device before them
+/// ("iPhone'umdan gönderildi", "iPhoneから送信").
+const MOBILE_ENDS: &[&str] = &[
+    " gönderildi",
+    " gesendet",
+    " küldve",
+    "から送信",
+    "에서 보냄",
 ];
 
+/// Parts of device and app names, lowercase (also inflected: "iPhonu",
+/// "Mobilgerät", "cihazımdan").
+const DEVICES: &[&str] = &[
+    "iphon",
+    "ipad",
+    "ipod",
+    "android",
+    "samsung",
+    "galaxy",
+    "pixel",
+    "huawei",
+    "xiaomi",
+    "redmi",
+    "oneplus",
+    "nokia",
+    "motorola",
+    "htc",
+    "xperia",
+    "blackberry",
+    "mobil",
+    "móvil",
+    "movil",
+    "celular",
+    "cell",
+    "phone",
+    "telefon",
+    "teléfono",
+    "telefono",
+    "telefone",
+    "телефон",
+    "мобильн",
+    "мобільн",
+    "tablet",
+    "планшет",
+    "device",
+    "gerät",
+    "appareil",
+    "dispositivo",
+    "urządzeni",
+    "zařízení",
+    "cihaz",
+    "puhelim",
+    "laittee",
+    "outlook",
+    "yahoo",
+    "aol",
+    "gmail",
+    "airmail",
+    "mailbox",
+    "bluemail",
+    "protonmail",
+    "proton mail",
+    "k-9",
+    "web.de",
+    "gmx",
+    "mail.ru",
+    "yandex",
+    "seznam",
+    "windows",
+    "手机",
+    "手機",
+];
+
+/// Whole words that name a device or an app.
+const DEVICE_WORDS: &[&str] = &[
+    "ios", "mac", "pc", "lg", "sony", "mail", "email", "e-mail", "app", "spark", "watch",
+];
+
+/// A device's name starts with at most one of these.
+const ARTICLES: &[&str] = &[
+    "a", "an", "the", "der", "die", "das", "dem", "el", "la", "le", "il", "lo", "o", "um", "uma",
+    "un", "una", "une", "het", "de",
+];
+
+/// Words of a sentence, not of a device's name.
+const SENTENCE_WORDS: &[&str] = &[
+    "the", "is", "are", "was", "were", "be", "been", "and", "but", "it", "its", "not", "to", "of",
+    "that", "this", "i", "we", "you", "they", "he", "she", "please", "will", "would", "has",
+    "have", "had", "can", "does", "did", "do", "los", "las", "es", "y", "que", "no", "pero", "con",
+    "ayer", "hoy", "está", "ha", "não", "é", "mas", "foi", "est", "et", "pas", "mais", "elle",
+    "ne", "ist", "und", "nicht", "aber", "ich", "wir", "sie", "è", "non", "ma", "e", "ho", "het",
+    "niet", "maar", "ik", "en", "ei", "ole", "oli", "ja", "nie", "jest", "się", "je", "není", "se",
+    "jsem", "už", "не", "и", "это", "уже", "ve", "bir", "değil", "är", "och", "inte", "er", "og",
+    "ikke", "har",
+];
+
+/// Apologies for typos after a mobile signature ("Sent from my phone,
+/// please excuse typos.").
+const EXCUSES: &[&str] = &[
+    "please excuse",
+    "pls excuse",
+    "excuse",
+    "pardon",
+    "sorry for",
+    "sorry about",
+    "apologies for",
+    "forgive",
+    "typos",
+    "disculpa",
+    "disculpe",
+    "perdona",
+    "perdone",
+    "perdón",
+    "desculpe",
+    "excusez",
+    "veuillez excuser",
+    "désolé",
+    "scusate",
+    "scusa",
+    "bitte entschuldigen",
+    "entschuldigen sie",
+    "entschuldige",
+    "omlouvám se",
+    "omluvte",
+    "извините",
+    "простите",
+];
+
+/// Whether a line is a mobile signature as a whole: a known phrase and the
+/// name of a device or app, a link and an apology for typos after it at
+/// most, short (60 characters, 90 with a fixed ending such as "…
+/// gesendet"). A sentence that starts the same way is none.
 fn is_mobile_signature(line: &str) -> bool {
-    let l = line.trim_matches(|c: char| c.is_whitespace() || "()<>*_-~".contains(c));
-    if l.is_empty() || l.len() > 160 {
+    const DECORATION: &str = "()<>*_-~[]";
+    if line.len() > 300 {
         return false;
     }
-    let f = fold(l);
-    let chars = f.chars().count();
-    MOBILE.iter().any(|m| f.starts_with(m))
-        || (chars <= 60 && MOBILE_SHORT.iter().any(|m| f.starts_with(m)))
-        || (chars <= 40 && MOBILE_WORDS.iter().any(|m| f.contains(m)))
-        || (chars <= 60
-            && (f.ends_with("gönderildi") || f.ends_with("gesendet"))
-            && [
-                "iphone", "ipad", "android", "samsung", "galaxy", "telefon", "mobil",
-            ]
-            .iter()
-            .any(|w| f.contains(w)))
+    let unlinked = strip_links(line);
+    let unlinked = unlinked.trim_matches(|c: char| c.is_whitespace() || DECORATION.contains(c));
+    let words: Vec<&str> = unlinked.split_whitespace().collect();
+    if words.is_empty() || words.len() > 16 {
+        return false;
+    }
+    let folded: Vec<String> = words.iter().map(|w| fold(w)).collect();
+    // Without an apology after the device.
+    let mut k = folded.len();
+    for w in 1..folded.len() {
+        let dashed = |s: &str| s.starts_with(['-', '–', '—', '(']);
+        if !(folded[w - 1].ends_with([',', '.', ';', '!', '-', '–', '—']) || dashed(&folded[w]))
+        {
+            continue;
+        }
+        let rest = folded[w..].join(" ");
+        let rest = rest.trim_start_matches(['-', '–', '—', '(', ' ']);
+        if EXCUSES.iter().any(|e| rest.starts_with(e)) {
+            if rest.chars().count() > 60 {
+                return false;
+            }
+            k = w;
+            break;
+        }
+    }
+    let head = folded[..k].join(" ");
+    let head = head.trim_end_matches([',', '.', ';', '!', '-', '–', '—', ' ']);
+    let chars = head.chars().count();
+    let short = |fixed: bool| chars <= if fixed { 90 } else { 60 };
+    for p in MOBILE_OWN {
+        if let Some(rem) = head.strip_prefix(p) {
+            let (rem, fixed) = without_fixed_end(rem);
+            // The original words of the name, for their capitals.
+            let own = p
+                .ends_with(' ')
+                .then(|| &words[p.split_whitespace().count().min(k)..k]);
+            return short(fixed) && device_name(rem, own);
+        }
+    }
+    for p in MOBILE_VIA {
+        if let Some(rem) = head.strip_prefix(p) {
+            let (rem, fixed) = without_fixed_end(rem);
+            return short(fixed) && device_name(rem, None);
+        }
+    }
+    for e in MOBILE_ENDS {
+        if let Some(rem) = head.strip_suffix(e) {
+            return short(true) && device_name(rem, None);
+        }
+    }
+    // "Someone from mobile".
+    chars <= 40 && k <= 3 && head.ends_with(" from mobile")
 }
 
-/// The new text and its signature: after a `-- ` line, or the trailing
-/// mobile lines (at most two short other lines after them).
+/// `rem` without an ending such as " gesendet", and whether it had one.
+fn without_fixed_end(rem: &str) -> (&str, bool) {
+    let rem = rem.trim_end_matches(['.', ' ']);
+    MOBILE_FIXED_ENDS
+        .iter()
+        .find_map(|e| rem.strip_suffix(e))
+        .map_or((rem, false), |r| (r, true))
+}
+
+/// Whether `rem` (lowercase) is the name of a device or an app: at most
+/// five words, none of a sentence, naming a known device or app; or, with
+/// the original words of one's `own` device, one or two capitalised words.
+fn device_name(rem: &str, own: Option<&[&str]>) -> bool {
+    let rem = rem.trim_matches([' ', '.', ',']);
+    if rem.is_empty()
+        || rem.chars().count() > 40
+        || rem.contains(['?', '!', ':', ';', '¿', '¡', '"'])
+    {
+        return false;
+    }
+    let mut words: Vec<&str> = rem.split(' ').collect();
+    let mut skip = 0;
+    if words.len() > 1 && ARTICLES.contains(&words[0]) {
+        words.remove(0);
+        skip = 1;
+    }
+    fn bare(w: &str) -> &str {
+        w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-')
+    }
+    if words.len() > 5 || words.iter().any(|w| SENTENCE_WORDS.contains(&bare(w))) {
+        return false;
+    }
+    if DEVICES.iter().any(|d| rem.contains(d))
+        || words.iter().any(|w| DEVICE_WORDS.contains(&bare(w)))
+    {
+        return true;
+    }
+    own.is_some_and(|own| {
+        words.len() <= 2
+            && (skip..skip + words.len()).all(|j| {
+                own.get(j).is_some_and(|w| {
+                    w.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit())
+                })
+            })
+    })
+}
+
+/// `s` without links: `[text](http…)` as its text, `<http…>` and a link at
+/// the very end (glued or not) left out, and without `[`/`]`.
+fn strip_links(s: &str) -> String {
+    fn is_url(s: &str) -> bool {
+        ["http://", "https://", "mailto:"].iter().any(|p| {
+            s.as_bytes()
+                .get(..p.len())
+                .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
+        })
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        match c {
+            '[' => {
+                if let Some(close) = rest.find("](")
+                    && is_url(&rest[close + 2..])
+                    && let Some(end) = rest[close + 2..].find(')')
+                {
+                    out.push_str(&rest[1..close]);
+                    rest = &rest[close + 2 + end + 1..];
+                    continue;
+                }
+            }
+            '<' if is_url(&rest[1..]) => {
+                if let Some(end) = rest.find('>') {
+                    rest = &rest[end + 1..];
+                    continue;
+                }
+            }
+            'h' | 'H' | 'm' | 'M' if is_url(rest) && !rest.contains(char::is_whitespace) => break,
+            _ => {}
+        }
+        if !matches!(c, '[' | ']') {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The new text and its signature: after a `-- ` line (or a bare `--`
+/// line with a short block after it), or the trailing mobile lines (only
+/// blank lines after them).
 fn signature_split(text: &str) -> (&str, &str) {
     let mut offset = 0;
     let mut lines = Vec::new();
-    for line in text.split_inclusive('\n') {
-        let t = clean(line);
-        if is_signature_marker(t) {
+    for raw in text.split_inclusive('\n') {
+        lines.push((offset, raw, clean(raw)));
+        offset += raw.len();
+    }
+    // Non-empty lines after each line, and whether one is a quote.
+    let n = lines.len();
+    let mut after = vec![(0, false); n + 1];
+    for i in (0..n).rev() {
+        let t = lines[i].2;
+        after[i] = (
+            after[i + 1].0 + usize::from(!t.is_empty()),
+            after[i + 1].1 || is_quote(t),
+        );
+    }
+    for (i, &(offset, raw, _)) in lines.iter().enumerate() {
+        let marker = match dash_marker(raw) {
+            Some(true) => true,
+            Some(false) => after[i + 1].0 <= SHORT_SIGNATURE && !after[i + 1].1,
+            None => false,
+        };
+        if marker {
             let body = clean(&text[..offset]);
             if !body.is_empty() {
-                // The `-- ` marker itself belongs to neither part.
-                return (body, text[offset + line.len()..].trim());
+                // The marker itself belongs to neither part.
+                return (body, text[offset + raw.len()..].trim());
             }
         }
-        lines.push((offset, t));
-        offset += line.len();
     }
-    // From the end: at most two short other lines, then mobile lines (and
-    // blank ones) up to the first other line.
-    let mut others = 0;
+    // From the end: mobile lines and blank ones, nothing else after them.
     let mut start = None;
-    for &(offset, t) in lines.iter().rev() {
+    for &(offset, _, t) in lines.iter().rev() {
         if t.is_empty() {
             continue;
         }
-        if is_mobile_signature(t) {
-            start = Some(offset);
-        } else if start.is_some() || others == 2 || t.chars().count() > 80 {
+        if !is_mobile_signature(t) {
             break;
-        } else {
-            others += 1;
         }
+        start = Some(offset);
     }
     if let Some(start) = start {
         let body = clean(&text[..start]);
@@ -1357,8 +1733,24 @@ mod tests {
                 "Enviado desde mi iPhone",
             ),
             (
-                "Ok.\n\nSent from my phone, please excuse typos.\nAnn\n",
-                "Sent from my phone, please excuse typos.\nAnn",
+                "Ok.\n\nSent from my phone, please excuse typos.\n",
+                "Sent from my phone, please excuse typos.",
+            ),
+            (
+                "Ok.\n\nSent from my HTC M8 Android phone.  Please excuse typoze\n",
+                "Sent from my HTC M8 Android phone.  Please excuse typoze",
+            ),
+            ("Ok.\n\nSent from my TI-85\n", "Sent from my TI-85"),
+            ("Ok.\n\n(sent from a phone)\n", "(sent from a phone)"),
+            ("Kiitos.\n\nLähetetty iPhonesta\n", "Lähetetty iPhonesta"),
+            (
+                "Ok.\n\nGet [Outlook for Android](https://aka.ms/ghei36)\n",
+                "Get [Outlook for Android](https://aka.ms/ghei36)",
+            ),
+            ("谢谢\n\n从我的 iPhone 发送\n", "从我的 iPhone 发送"),
+            (
+                "Danke.\n\nDiese Nachricht wurde von meinem Android-Mobiltelefon mit K-9 Mail gesendet.\n",
+                "Diese Nachricht wurde von meinem Android-Mobiltelefon mit K-9 Mail gesendet.",
             ),
         ] {
             let s = split(text);
@@ -1402,6 +1794,106 @@ mod tests {
         );
         // A tracking dot alone on a line before the signature.
         assert_eq!(split("Ok.\n\n\u{1427}\n--\nAnn\n").text, "Ok.");
+    }
+
+    #[test]
+    fn mobile_line_followed_by_text_is_no_signature() {
+        // Case 2 of the review: the refund request stays in the text.
+        let text = "I want to cancel.\n\nSent from my iPhone\n\nAlso please refund the shipping.";
+        let s = split(text);
+        assert_eq!((s.text, s.signature, s.quoted), (text, "", ""));
+        // A name under it too: nothing is lost.
+        let text = "Ok.\n\nSent from my phone, please excuse typos.\nAnn\n";
+        assert_eq!((split(text).text, split(text).signature), (text, ""));
+        // Blank lines and the history after it: a signature.
+        let s = split(
+            "Ok.\n\nSent from my iPhone\n\n\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> q\n",
+        );
+        assert_eq!((s.text, s.signature), ("Ok.", "Sent from my iPhone"));
+        // Under an inline quote: the words after it are kept.
+        let text = "Hi,\n\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> Which one?\nSent from my iPhone\n\nAlso please refund the shipping.\n";
+        assert_eq!(new_text(text), text);
+        // With nothing after it, the quote above it is history.
+        let s = split(
+            "Hi,\n\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> Which one?\nSent from my iPhone\n",
+        );
+        assert_eq!(s.text, "Hi,");
+    }
+
+    #[test]
+    fn sentences_that_start_like_a_mobile_signature_stay() {
+        // Case 4 of the review: the whole phrase, a device's name, short.
+        for text in [
+            "Kiitos.\n\nLähetetty paketti ei ole vieläkään saapunut.",
+            "Kiitos.\n\nLähetetty eilen.",
+            "Gracias.\n\nEnviado desde Madrid el lunes, pero el paquete aún no ha llegado.",
+            "Gracias.\n\nEnviado desde Madrid.",
+            "Gracias.\n\nEnviado desde Madrid con mi iPhone",
+            "Thanks.\n\nSent from my office, the printer still jams every morning.",
+            "Thanks.\n\nSent from my iPhone the app crashes.",
+            "Thanks.\n\nSent from my iPhone. Please refund the shipping.",
+            "Thanks.\n\nSent via courier on Monday",
+            "Thanks.\n\nFrom my side everything works now",
+        ] {
+            let s = split(text);
+            assert_eq!((s.text, s.signature), (text, ""), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bare_dashes_between_paragraphs_stay() {
+        // Case 3 of the review: a bare `--` with a long block after it.
+        let text = "The printer jams.\n--\nIt started on Monday.\nThen it stopped.\nToday again.\nWe restarted it.\nWe cleaned it.\nWe replaced the drum.\nNothing helps.\nPlease call me.\nThe number is 555.\n";
+        let s = split(text);
+        assert_eq!((s.text, s.signature), (text, ""));
+        // Below an inline quote too.
+        let inline = format!(
+            "Hi,\n\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> Which one?\n{}",
+            &text[18..]
+        );
+        assert_eq!(new_text(&inline), inline);
+        // A short block at the end is a signature.
+        let s = split("The printer jams.\n--\nAnn Lee\nACME\n");
+        assert_eq!(
+            (s.text, s.signature),
+            ("The printer jams.", "Ann Lee\nACME")
+        );
+        // The standard `-- ` always is.
+        let long = text.replacen("--\n", "-- \n", 1);
+        let s = split(&long);
+        assert_eq!(s.text, "The printer jams.");
+        assert!(s.signature.starts_with("It started") && s.signature.ends_with("555."));
+        // A bare `--` with quotes and answers after it is no signature.
+        let text = "Ok.\n--\n> Which one?\nThe small one.\n";
+        assert_eq!(split(text).signature, "");
+    }
+
+    #[test]
+    fn attribution_without_a_quote_is_prose() {
+        // Case 1 of the review: a time and a comma but no address, and no
+        // quote after it.
+        let text = "Hello,\n\nOn 5 May at 10:00, my colleague wrote:\nthe server is down again\n\nIt is still down.";
+        let s = split(text);
+        assert_eq!((s.text, s.quoted, s.signature), (text, "", ""));
+        assert_eq!(new_text(text), text);
+        // At the top as well.
+        let text = "On 5 May at 10:00, my colleague wrote:\nthe server is down again\n";
+        assert_eq!(new_text(text), text);
+        // With a quote, a `Name>` quote or a header block after it: history.
+        check(&[
+            (
+                "Hello,\n\nOn 5 May at 10:00, Ann wrote:\n> the server is down again\n",
+                "Hello,",
+            ),
+            (
+                "Hello,\n\nOn 5 May 2026, at 10:00, Ann wrote:\n\nAnn> the server is down again\n",
+                "Hello,",
+            ),
+            (
+                "Hello,\n\nOn 5 May 2026, at 10:00, Ann wrote:\n\n-----Original Message-----\nFrom: Bob <b@x.test>\nSent: Monday 10:00\nSubject: x\n",
+                "Hello,",
+            ),
+        ]);
     }
 
     #[test]
@@ -1506,6 +1998,10 @@ mod tests {
         let _ = split(&text);
         let text = "é".repeat(400_000) + "\n> q\n";
         assert_eq!(new_text(&text), text);
+        let text = "Hi\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> q\n".repeat(20_000)
+            + &"--\n".repeat(100_000)
+            + "Sent from my iPhone\n\n".repeat(20_000).as_str();
+        let _ = split(&text);
         // Past the scan limit: kept.
         let text = "x".repeat(300_000) + "\nOn 5 Jan 2026 10:00, Ann <a@x.test> wrote:\n> q\n";
         assert_eq!(new_text(&text), text);
@@ -1521,6 +2017,8 @@ mod tests {
                     "Subject: ", "To: ", "Kimden: ", "-----Original Message-----", "____________________________________",
                     "Sent from my iPhone", "iPhone’umdan gönderildi", "İ", "é", "\u{1427}", "\u{feff}", "<", ":", "@",
                     "2026-01-05 ", "GMT", "text", "Odesláno z iPhonu", "ж", "👍", "\u{ff1a}",
+                    "[", "](https://x)", "<http://a>", "http://b", "Sent from my ", ", please excuse typos",
+                    "从我的", " gesendet", "Lähetetty ", "Ann> ", "a ", "--\n", "-- \n",
                 ]),
                 0..60,
             )
