@@ -378,9 +378,14 @@ fn text_diagnostic(text: &str) -> Option<String> {
     })
 }
 
-/// Amazon SES notifications (JSON over SNS): type, recipients, status.
+/// Amazon SES notifications (JSON over SNS, the notification itself or
+/// escaped inside SNS's envelope): type, recipients, status.
 fn ses_notification(text: &str, b: &mut Bounce) {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: String = text
+        .replace("\\\"", "\"")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let lower = compact.to_ascii_lowercase();
     let Some(at) = lower.find("\"notificationtype\":\"") else {
         return;
@@ -677,5 +682,20 @@ To: <kept@old.test>\r\nMessage-ID: <hd.5.aa@example.com>\r\n\r\nhello\r\n";
             b.original_message_id.as_deref(),
             Some("hd.5.aa@example.com")
         );
+    }
+
+    #[test]
+    fn reads_ses_notifications_alone_and_in_an_sns_envelope() {
+        let headers =
+            "From: no-reply@sns.amazonaws.com\r\nSubject: AWS Notification Message\r\n\r\n";
+        let alone = "{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\",\
+\"bouncedRecipients\":[{\"emailAddress\":\"gone@customer.test\",\"status\":\"5.1.1\"}]}}\r\n";
+        let envelope = "{\r\n  \"Type\" : \"Notification\",\r\n  \"Message\" : \"{\\\"notificationType\\\":\\\"Bounce\\\",\
+\\\"bounce\\\":{\\\"bouncedRecipients\\\":[{\\\"emailAddress\\\":\\\"gone@customer.test\\\"}]}}\"\r\n}\r\n";
+        for body in [alone, envelope] {
+            let b = parse(format!("{headers}{body}").as_bytes(), None);
+            assert_eq!(b.recipients, ["gone@customer.test"], "{body}");
+            assert_eq!(b.action.as_deref(), Some("failed"), "{body}");
+        }
     }
 }

@@ -245,7 +245,9 @@ const AUTOMATIC: &[(&str, &str, &str, bool)] = &[
     // Told by the sender alone: a guess, so it stays visible.
     ("MAILER-DAEMON@customer.test", "", "auto_reply", false),
     ("noreply@customer.test", "", "auto_reply", false),
-    (SUPPORT, "", "loop", true),
+    // Our own mail coming back (our address alone is not enough: lists
+    // rewrite From to it).
+    (SUPPORT, "X-Loop: support@example.com\r\n", "loop", true),
 ];
 
 // ---------------------------------------------------------------------------
