@@ -145,8 +145,15 @@ async fn malformed_mail_over_imap_is_kept_raw_flagged_and_on_a_ticket() {
     assert_eq!(msgs[0].attachments[0].filename.as_deref(), Some("scan.bin"));
     assert!(msgs[0].problems.is_none(), "{:?}", msgs[0].problems);
 
+    // No panic escaped: the only ones are mail-parser's on the mail the
+    // fuzzer found (mime-parser-panic.eml), caught inside parse::parse.
     let log = daemon.log();
-    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("panicked"))
+            .all(|l| l.contains("mail-parser")),
+        "{log}"
+    );
     assert!(daemon.stop().success());
     store.close().await;
 }
