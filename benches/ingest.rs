@@ -101,17 +101,6 @@ fn mails(n: usize, seed: u64, tag: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn peak_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -233,7 +222,7 @@ async fn run(backend: Backend, n: usize, latency_mails: usize, rate: usize) {
     );
     println!(
         "{backend:?}: daemon peak RSS {:.1} MB",
-        peak_rss_kb(pid) as f64 / 1024.0
+        common::proc_status_kb(Some(pid), "VmHWM:") as f64 / 1024.0
     );
     let status = daemon.stop();
     assert!(status.success());

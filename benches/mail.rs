@@ -44,17 +44,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn vm_hwm_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn timed(what: &str, f: impl FnOnce() -> usize) {
     let t = Instant::now();
     let n = f();
@@ -136,5 +125,8 @@ fn main() {
             html::sanitize(h, &|_| None).len()
         });
     }
-    println!("peak RSS (VmHWM): {} kB", vm_hwm_kb());
+    println!(
+        "peak RSS (VmHWM): {} kB",
+        common::proc_status_kb(None, "VmHWM:")
+    );
 }

@@ -28,3 +28,21 @@ impl Rng {
         items[self.below(items.len() as u64) as usize]
     }
 }
+
+/// A `kB` field of `/proc/<pid>/status` (`VmHWM:` = peak RSS), 0 when
+/// unreadable; `pid` None = this process.
+#[allow(dead_code)]
+pub fn proc_status_kb(pid: Option<u32>, field: &str) -> u64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
