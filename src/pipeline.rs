@@ -950,7 +950,9 @@ impl Pipeline {
                     .filter(|s| !s.is_empty())
                     .map(|s| s.as_str()),
                 body_text: &mail.text,
-                new_text: Some(reading.new_text),
+                // Only when it differs: most mail has no history, and a
+                // second copy of the text would double every row.
+                new_text: (reading.new_text.trim() != mail.text.trim()).then_some(reading.new_text),
                 problems: problems.as_deref(),
                 created_at: now,
             })

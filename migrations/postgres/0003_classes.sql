@@ -3,7 +3,8 @@
 
 -- Inbound: the class (customer, auto_reply, bounce, list, loop, spam) and
 -- the new text without quoted history or signature (what is shown first,
--- what notifications quote, what rules match on). Null on older rows.
+-- what notifications quote, what rules match on). Null on older rows and
+-- when it is the whole text (most mail: readers fall back to body_text).
 alter table message add column class text;
 alter table message add column new_text text;
 -- Outbound: when a bounce said this mail was not delivered, and what it
