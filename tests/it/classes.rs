@@ -113,22 +113,6 @@ impl Desk {
     }
 }
 
-fn messages(ticket: &Value) -> &Vec<Value> {
-    ticket["messages"].as_array().unwrap()
-}
-
-fn kinds(ticket: &Value) -> Vec<(String, String)> {
-    messages(ticket)
-        .iter()
-        .map(|m| {
-            (
-                m["direction"].as_str().unwrap().to_string(),
-                m["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn history_kinds(ticket: &Value) -> Vec<String> {
     ticket["history"]
         .as_array()

@@ -40,22 +40,6 @@ async fn world(depts: &[&Dept], extra_general: &str) -> World {
     }
 }
 
-fn messages(ticket: &Value) -> &Vec<Value> {
-    ticket["messages"].as_array().unwrap()
-}
-
-fn kinds(ticket: &Value) -> Vec<(String, String)> {
-    messages(ticket)
-        .iter()
-        .map(|m| {
-            (
-                m["direction"].as_str().unwrap().to_string(),
-                m["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Sends a new mail from `from` and returns the acknowledgement it gets.
 async fn open_ticket(
     w: &World,

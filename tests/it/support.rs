@@ -632,6 +632,24 @@ pub fn list(config: &Path) -> Vec<Value> {
     serde_json::from_str(&cli(config, &["tickets", "list", "--json"], None)).unwrap()
 }
 
+/// The `messages` of a `tickets show --json` object.
+pub fn messages(ticket: &Value) -> &Vec<Value> {
+    ticket["messages"].as_array().unwrap()
+}
+
+/// (direction, kind) of every message of a ticket, in order.
+pub fn kinds(ticket: &Value) -> Vec<(String, String)> {
+    messages(ticket)
+        .iter()
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap().to_string(),
+                m["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Every ticket, the hidden ones (spam, rejected, automatic mail that
 /// answers nothing of ours) included.
 pub fn list_all(config: &Path) -> Vec<Value> {
